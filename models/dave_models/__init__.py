@@ -1,0 +1,1 @@
+"""dave networks: definitions, training, ONNX export; ships the trained ONNX models."""

@@ -1,0 +1,1 @@
+"""Subcommands of the `dave` CLI, one module each."""

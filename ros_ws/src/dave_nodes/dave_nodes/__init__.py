@@ -1,0 +1,1 @@
+"""Thin rclpy nodes of dave: simulator bridge, steering, command arbitration, stereo camera driver."""

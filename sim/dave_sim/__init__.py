@@ -1,0 +1,1 @@
+"""dave simulator: world generator, MuJoCo backend, Gazebo SDF export, expert driver."""
