@@ -1,0 +1,104 @@
+"""Steering node: synchronized stereo pair -> steering ConvNet (ONNX) -> /steering/command.
+
+The proposal's header stamp is the stamp of the image pair it was computed from, so the command
+node can stop the vehicle when the pictures behind a command are stale and measure stack latency.
+Any bad input (wrong encoding, size the model was not trained for) yields a zero proposal and one
+error line, never an exception that silences the stack.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from geometry_msgs.msg import TwistStamped
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+from dave_core.autopilot import SteeringPilot
+from dave_core.command import Command
+from dave_core.stereo_sync import StereoSynchronizer
+from dave_nodes.conversions import ImageConversionError, image_to_numpy
+from dave_nodes.params import declare_from_dataclass
+from dave_nodes.runtime import NodeStartupError, run_node
+
+PROPOSAL_QOS = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
+
+
+@dataclass(frozen=True)
+class SteeringNodeConfig:
+    model_dir: str = field(default='', metadata={
+        'description': 'directory holding MODEL_NAME.onnx and its MODEL_NAME.json sidecar'})
+    model_name: str = field(default='steering', metadata={'description': 'model file stem in model_dir'})
+    cruise_speed_mps: float = field(default=0.8, metadata={
+        'description': 'forward speed when the model does not predict one [m/s]'})
+    max_stereo_skew_s: float = field(default=0.005, metadata={
+        'description': 'largest left/right stamp difference still paired [s]'})
+    onnx_threads: int = field(default=1, metadata={'description': 'onnxruntime intra-op threads'})
+
+    def __post_init__(self) -> None:
+        if not self.model_dir:
+            raise ValueError('parameter model_dir is empty: point it at the directory of steering.onnx')
+        if not self.max_stereo_skew_s >= 0:
+            raise ValueError(f'max_stereo_skew_s must be >= 0, got {self.max_stereo_skew_s}')
+        if self.onnx_threads < 1:
+            raise ValueError(f'onnx_threads must be >= 1, got {self.onnx_threads}')
+
+
+class SteeringNode(Node):
+    def __init__(self) -> None:
+        super().__init__('steering')
+        self.config = cfg = declare_from_dataclass(self, SteeringNodeConfig)
+        model_path = Path(cfg.model_dir).expanduser() / f'{cfg.model_name}.onnx'
+        try:
+            self.pilot = SteeringPilot.from_file(model_path, cruise_speed_mps=cfg.cruise_speed_mps,
+                                                 onnx_threads=cfg.onnx_threads)
+        except (OSError, ValueError) as exc:
+            raise NodeStartupError(f'steering model {model_path}: {exc}') from None
+        self.get_logger().info(f'loaded {model_path}')
+        self.sync = StereoSynchronizer(max_skew_ns=int(cfg.max_stereo_skew_s * 1e9), queue_size=4)
+        self._last_error = ''
+        self._pub = self.create_publisher(TwistStamped, '/steering/command', PROPOSAL_QOS)
+        self.create_subscription(Image, '/stereo/left/image_raw', self._on_left, qos_profile_sensor_data)
+        self.create_subscription(Image, '/stereo/right/image_raw', self._on_right, qos_profile_sensor_data)
+
+    def _on_left(self, msg: Image) -> None:
+        pair = self.sync.push_left(_stamp_ns(msg), msg)
+        if pair is not None:
+            self._drive(pair.left, pair.right)
+
+    def _on_right(self, msg: Image) -> None:
+        pair = self.sync.push_right(_stamp_ns(msg), msg)
+        if pair is not None:
+            self._drive(pair.left, pair.right)
+
+    def _drive(self, left_msg: Image, right_msg: Image) -> None:
+        try:
+            left = image_to_numpy(left_msg)
+            right = image_to_numpy(right_msg)
+            command = self.pilot.propose(left, right, left_msg.encoding, right_msg.encoding)
+            self._last_error = ''
+        except (ImageConversionError, ValueError) as exc:
+            command = Command()  # stop: a proposal we cannot compute must not keep the truck going
+            error = f'stereo input rejected, proposing stop: {exc}'
+            if error != self._last_error:
+                self.get_logger().error(error)
+                self._last_error = error
+        out = TwistStamped()
+        out.header.stamp = left_msg.header.stamp
+        out.header.frame_id = 'base_link'
+        out.twist.linear.x = float(command.linear_mps)
+        out.twist.angular.z = float(command.angular_rps)
+        self._pub.publish(out)
+
+
+def _stamp_ns(msg: Image) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(SteeringNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
