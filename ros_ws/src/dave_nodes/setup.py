@@ -19,7 +19,10 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            
+            'sim_node = dave_nodes.sim_node:main',
+            'steering_node = dave_nodes.steering_node:main',
+            'command_node = dave_nodes.command_node:main',
+            'stereo_camera_node = dave_nodes.stereo_camera_node:main',
         ],
     },
 )
