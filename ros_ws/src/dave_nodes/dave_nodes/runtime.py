@@ -31,6 +31,11 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
             rclpy.spin(node)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except Exception:
+            # A signal can shut the context down between two spin steps; the executor then
+            # fails on its wait set instead of raising ExternalShutdownException.
+            if node.context.ok():
+                raise
         finally:
             node.destroy_node()
     return 0
