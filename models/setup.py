@@ -12,7 +12,7 @@ setup(
         ('share/' + package_name, ['package.xml']),
     ],
     install_requires=['numpy', 'onnx', 'onnxruntime', 'setuptools'],
-    zip_safe=True,
+    zip_safe=False,
     maintainer='dave developers',
     maintainer_email='dave@example.org',
     description='dave networks: definitions, training, ONNX export; ships the trained ONNX models.',

@@ -12,7 +12,7 @@ setup(
         ('share/' + package_name, ['package.xml']),
     ],
     install_requires=['numpy', 'pyyaml', 'mujoco', 'setuptools'],
-    zip_safe=True,
+    zip_safe=False,
     maintainer='dave developers',
     maintainer_email='dave@example.org',
     description='dave simulator: world generator, MuJoCo backend, Gazebo SDF export, expert driver.',

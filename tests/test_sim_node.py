@@ -76,8 +76,8 @@ def test_sim_node_streams_stereo_and_odom_and_obeys_cmd_vel():
         left = next(m for m in got['/stereo/left/image_raw'] if _stamp_ns(m) == stamp)
         right = next(m for m in got['/stereo/right/image_raw'] if _stamp_ns(m) == stamp)
         assert (left.encoding, left.width, left.height) == ('rgb8', 320, 240)
-        assert (left.header.frame_id, right.header.frame_id) == ('left_camera_optical_frame',
-                                                                 'right_camera_optical_frame')
+        assert (left.header.frame_id, right.header.frame_id) == ('stereo_left_optical_frame',
+                                                                 'stereo_right_optical_frame')
         assert image_to_numpy(left).std() > 10
         # Stamps live on the wall-clock epoch: comparable with this process's system time.
         assert abs(stamp * 1e-9 - time.time()) < 2.0

@@ -12,7 +12,7 @@ setup(
         ('share/' + package_name, ['package.xml']),
     ],
     install_requires=['numpy', 'pyyaml', 'setuptools'],
-    zip_safe=True,
+    zip_safe=False,
     maintainer='dave developers',
     maintainer_email='dave@example.org',
     description='ROS-free core of dave: stereo sync, command safety, ONNX runner, model contract, launch runner, the dave CLI.',

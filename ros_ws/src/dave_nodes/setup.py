@@ -12,7 +12,7 @@ setup(
         ('share/' + package_name, ['package.xml']),
     ],
     install_requires=['numpy', 'setuptools'],
-    zip_safe=True,
+    zip_safe=False,
     maintainer='dave developers',
     maintainer_email='dave@example.org',
     description='Thin rclpy nodes of dave: simulator bridge, steering, command arbitration, stereo camera driver.',

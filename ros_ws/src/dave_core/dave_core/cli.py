@@ -12,6 +12,11 @@ import sys
 
 # name -> (module, one-line help). Only commands that exist are listed.
 COMMANDS: dict[str, tuple[str, str]] = {
+    'launch': ('dave_core.commands.launch', 'run a launch/*.launch.yaml here (no ros2 launch needed)'),
+    'demo': ('dave_core.commands.demo', 'simulator + full stack in closed loop; prints and writes metrics'),
+    'sim': ('dave_core.commands.sim', 'the simulator as a ROS 2 node, headless'),
+    'train': ('dave_core.commands.train', 'train a network (steering) with progress and plots'),
+    'export': ('dave_core.commands.export', 'ONNX export + sidecar metadata + parity check'),
 }
 
 

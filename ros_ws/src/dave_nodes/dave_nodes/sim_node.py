@@ -37,8 +37,8 @@ COMMAND_QOS = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
 # Latched: a late subscriber (eval, demo) still learns the current count.
 COLLISIONS_QOS = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
                             durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
-LEFT_FRAME = 'left_camera_optical_frame'
-RIGHT_FRAME = 'right_camera_optical_frame'
+LEFT_FRAME = 'stereo_left_optical_frame'
+RIGHT_FRAME = 'stereo_right_optical_frame'
 
 
 @dataclass(frozen=True)
