@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped
 from rclpy.node import Node
-from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from std_msgs.msg import Bool, Float64
 
 from dave_core.command import Command, CommandGovernor, CommandLimits, GovernorOutput
@@ -21,9 +21,9 @@ from dave_nodes.runtime import run_node
 
 # Commands: reliable, depth 1 — only the newest command matters and it must not be dropped.
 COMMAND_QOS = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
-# E-stop is latched: a late-joining command node must still see an engaged stop.
-ESTOP_QOS = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
-                       durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+# E-stop: reliable and volatile, so it matches any publisher (a transient-local subscription
+# would ignore the volatile publishers of `ros2 topic pub` and most tools); the latch lives here.
+ESTOP_QOS = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ class CommandNodeConfig:
 
 
 class CommandNode(Node):
-    def __init__(self) -> None:
-        super().__init__('command')
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__('command', **node_kwargs)
         self.config = declare_from_dataclass(self, CommandNodeConfig)
         self.governor = CommandGovernor(self.config.limits)
         self._last_reason = ''
@@ -69,7 +69,7 @@ class CommandNode(Node):
 
     def _on_estop(self, msg: Bool) -> None:
         if msg.data != self.governor.estop:
-            self.get_logger().warn('e-stop engaged' if msg.data else 'e-stop released')
+            self.get_logger().warning('e-stop engaged' if msg.data else 'e-stop released')
         self.governor.set_estop(msg.data)
         now_s = self._now_s()
         self._publish(self.governor.update(now_s), now_s)
@@ -101,7 +101,7 @@ class CommandNode(Node):
             if out.reason in ('ok', 'no_command'):
                 self.get_logger().info(f'command state: {out.reason}')
             else:
-                self.get_logger().warn(f'stopping: {out.reason}')
+                self.get_logger().warning(f'stopping: {out.reason}')
             self._last_reason = out.reason
 
     def _publish_diagnostics(self) -> None:

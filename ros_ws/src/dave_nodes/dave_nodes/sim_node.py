@@ -143,7 +143,7 @@ class SimNode(Node):
 
     def _on_cmd_vel(self, msg: Twist) -> None:
         if not self.driver.on_command(msg.linear.x, msg.angular.z):
-            self.get_logger().warn(
+            self.get_logger().warning(
                 f'/cmd_vel not finite (linear.x={msg.linear.x}, angular.z={msg.angular.z}): stopping',
                 throttle_duration_sec=10.0)
 

@@ -46,8 +46,8 @@ class SteeringNodeConfig:
 
 
 class SteeringNode(Node):
-    def __init__(self) -> None:
-        super().__init__('steering')
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__('steering', **node_kwargs)
         self.config = cfg = declare_from_dataclass(self, SteeringNodeConfig)
         model_path = Path(cfg.model_dir).expanduser() / f'{cfg.model_name}.onnx'
         try:

@@ -1,0 +1,92 @@
+"""The command node in a real rclpy graph: proposals in, governed /cmd_vel out, e-stop latches."""
+import time
+
+import pytest
+import rclpy
+from geometry_msgs.msg import Twist, TwistStamped
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+from std_msgs.msg import Bool
+
+from dave_nodes.command_node import CommandNode
+
+pytestmark = pytest.mark.ros
+RELIABLE = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
+
+
+@pytest.fixture
+def graph():
+    ctx = Context()
+    rclpy.init(context=ctx)
+    executor = SingleThreadedExecutor(context=ctx)
+    node = CommandNode(context=ctx)
+    probe = rclpy.create_node('probe', context=ctx)
+    executor.add_node(node)
+    executor.add_node(probe)
+    try:
+        yield executor, node, probe
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
+        ctx.try_shutdown()
+
+
+def _spin(executor, seconds, tick=None):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if tick:
+            tick()
+        executor.spin_once(timeout_sec=0.02)
+
+
+def test_proposals_drive_and_estop_latches(graph):
+    executor, node, probe = graph
+    received: list[Twist] = []
+    probe.create_subscription(Twist, '/cmd_vel', received.append, RELIABLE)
+    proposals = probe.create_publisher(TwistStamped, '/steering/command', RELIABLE)
+    estop = probe.create_publisher(Bool, '/dave/estop', RELIABLE)  # volatile, like `ros2 topic pub`
+
+    def propose(image_age_s=0.02):
+        msg = TwistStamped()
+        stamp_ns = node.get_clock().now().nanoseconds - int(image_age_s * 1e9)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        msg.twist.linear.x, msg.twist.angular.z = 1.0, 0.5
+        proposals.publish(msg)
+
+    _spin(executor, 1.5, propose)
+    assert max(m.linear.x for m in received) == pytest.approx(1.0)
+    assert max(m.angular.z for m in received) == pytest.approx(0.5)
+
+    estop.publish(Bool(data=True))
+    _spin(executor, 0.3, propose)
+    received.clear()
+    _spin(executor, 0.5, propose)
+    assert received and all(m.linear.x == 0.0 and m.angular.z == 0.0 for m in received)
+
+    estop.publish(Bool(data=False))
+    _spin(executor, 0.3, propose)
+    received.clear()
+    _spin(executor, 0.5, propose)
+    assert received[-1].linear.x > 0.0
+
+
+def test_stale_images_and_silence_stop_the_vehicle(graph):
+    executor, node, probe = graph
+    received: list[Twist] = []
+    probe.create_subscription(Twist, '/cmd_vel', received.append, RELIABLE)
+    proposals = probe.create_publisher(TwistStamped, '/steering/command', RELIABLE)
+
+    def stale_proposal():
+        msg = TwistStamped()
+        stamp_ns = node.get_clock().now().nanoseconds - 2_000_000_000  # image 2 s old
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        msg.twist.linear.x = 1.0
+        proposals.publish(msg)
+
+    _spin(executor, 1.0, stale_proposal)
+    assert len(received) > 10 and all(m.linear.x == 0.0 for m in received)
+    received.clear()
+    _spin(executor, 0.6)  # nothing proposed at all: the watchdog keeps publishing zero
+    assert len(received) >= 8 and all(m.linear.x == 0.0 for m in received)
