@@ -29,7 +29,7 @@ test: setup
 
 bench: setup
 	mkdir -p out
-	$(DAVE) bench models --json out/bench_models.json
+	$(DAVE) bench sim --json out/bench_sim.json
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -11,7 +11,7 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
     ],
-    install_requires=['numpy', 'pyyaml', 'mujoco', 'setuptools'],
+    install_requires=['dave_core', 'numpy', 'pyyaml', 'mujoco', 'tqdm', 'setuptools'],
     zip_safe=False,
     maintainer='dave developers',
     maintainer_email='dave@example.org',

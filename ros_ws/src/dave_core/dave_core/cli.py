@@ -15,8 +15,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'launch': ('dave_core.commands.launch', 'run a launch/*.launch.yaml here (no ros2 launch needed)'),
     'demo': ('dave_core.commands.demo', 'simulator + full stack in closed loop; prints and writes metrics'),
     'sim': ('dave_core.commands.sim', 'the simulator as a ROS 2 node, headless'),
+    'collect': ('dave_core.commands.collect', 'expert driver in the simulator, headless, writes training data (rosbag2/MCAP)'),
     'train': ('dave_core.commands.train', 'train a network (steering) with progress and plots'),
     'export': ('dave_core.commands.export', 'ONNX export + sidecar metadata + parity check'),
+    'bench': ('dave_core.commands.bench', 'benchmarks (figures as ratios and rates, JSON)'),
 }
 
 

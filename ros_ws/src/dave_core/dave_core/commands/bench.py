@@ -1,0 +1,96 @@
+"""Benchmarks with figures as rates and ratios, printed and written as flat JSON (medians of repeats).
+
+    dave bench sim --json out/bench_sim.json       stereo pairs/s with GT (1 core, 2 cores, 640x480)
+                                                   and the physics real-time factor
+    dave bench sim --frames 10 --repeats 3 --json PATH      a quicker, noisier run
+
+Each benchmark is one entry of BENCHMARKS (name -> how to add its options and run it); `models`
+and `stack` are added there the same way.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+PROG = 'dave bench'
+
+Figures = dict[str, float | int | str]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One `dave bench NAME`: its help line, its own options and the function measuring it."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], Figures]
+
+
+def _sim_arguments(parser: argparse.ArgumentParser) -> None:
+    from dave_sim.bench import SimBenchConfig
+
+    defaults = SimBenchConfig()
+    parser.add_argument('--frames', type=int, default=defaults.frames,
+                        help=f'stereo pairs per timed window (default: {defaults.frames})')
+    parser.add_argument('--repeats', type=int, default=defaults.repeats,
+                        help=f'timed windows; medians are reported (default: {defaults.repeats})')
+    parser.add_argument('--warmup', type=int, default=defaults.warmup_frames,
+                        help=f'untimed frames first (default: {defaults.warmup_frames})')
+    parser.add_argument('--physics-seconds', type=float, default=defaults.physics_s,
+                        help=f'sim seconds per real-time-factor window (default: {defaults.physics_s:g})')
+    parser.add_argument('--seed', type=int, default=defaults.world_seed,
+                        help=f'world seed (default: {defaults.world_seed})')
+
+
+def _sim_run(args: argparse.Namespace) -> Figures:
+    from dave_sim.bench import SimBenchConfig, run_sim_bench
+
+    config = SimBenchConfig(frames=args.frames, repeats=args.repeats, warmup_frames=args.warmup,
+                            physics_s=args.physics_seconds, world_seed=args.seed)
+    # Headless GL and one llvmpipe thread, set in the measurement processes only: one process
+    # is meant to use one core, and this process's environment stays as it was.
+    env = {'MUJOCO_GL': os.environ.get('MUJOCO_GL', 'egl'), 'LP_NUM_THREADS': '1'}
+    return run_sim_bench(config, env)
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    'sim': Benchmark('simulator: stereo pairs/s with ground truth, physics real-time factor',
+                     _sim_arguments, _sim_run),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest='benchmark', metavar='BENCHMARK')
+    sub.required = True
+    for name, bench in BENCHMARKS.items():
+        bench_parser = sub.add_parser(name, help=bench.help, description=bench.help)
+        bench_parser.add_argument('--json', type=Path, default=None, help='write the figures here (flat JSON)')
+        try:
+            bench.add_arguments(bench_parser)
+        except ImportError as exc:  # e.g. a robot-only install without dave_sim
+            bench_parser.set_defaults(_import_error=str(exc))
+
+
+def run(args: argparse.Namespace) -> int:
+    from dave_core.metrics import write_json_atomic
+
+    name = args.benchmark
+    if getattr(args, '_import_error', None):
+        print(f'{PROG} {name}: error: unavailable ({args._import_error})', file=sys.stderr)
+        return 2
+    try:
+        figures = BENCHMARKS[name].run(args)
+    except (ValueError, RuntimeError) as exc:  # bad options, or a measurement process that failed
+        print(f'{PROG} {name}: error: {exc}', file=sys.stderr)
+        return 2
+    width = max(map(len, figures))
+    print(f'{PROG} {name}')
+    for key in sorted(figures):
+        print(f'  {key:<{width}}  {figures[key]}')
+    if args.json is not None:
+        print(f'{PROG} {name}: figures written to {write_json_atomic(args.json, figures)}')
+    return 0
