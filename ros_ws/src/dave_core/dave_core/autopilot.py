@@ -38,7 +38,9 @@ class SteeringPilot:
             predictor = SteeringPredictor.load(onnx_path, intra_op_threads=onnx_threads)
         except MODEL_LOAD_ERRORS as exc:
             raise ValueError(str(exc)) from None
-        return cls(predictor, cruise_speed_mps, None)
+        camera = predictor.model.contract.camera
+        size = (int(camera['width']), int(camera['height'])) if camera else None
+        return cls(predictor, cruise_speed_mps, size)
 
     def propose(self, left: np.ndarray, right: np.ndarray,
                 left_encoding: str = 'rgb8', right_encoding: str = 'rgb8') -> Command:

@@ -1,0 +1,357 @@
+"""Steering sample shards: write, validate, split by world, load for training.
+
+A data set is a directory:
+
+    manifest.json           format tag, version, data_id, image size, one entry per shard
+    shard_00000.npz ...     left, right (N, H, W, 3) uint8 RGB; curvature (N,) float32 in 1/m
+                            (+ = left); world_seed (N,) int64; optional: speed (N,) float32
+                            m/s, obstacle_ahead (N,) int8 (+1 nearest obstacle ahead is on the
+                            left, -1 on the right, 0 none; privileged, for evaluation only)
+
+The manifest lists the world seeds in each shard (sim_dataset writes one world per shard), and
+the train/validation split is by world seed, never by frame: neighbouring frames of one drive
+are near-duplicates, so a frame split would score validation on scenery already trained on.
+
+`data_id` is derived from the shard bytes (sha256), so a checkpoint and a model sidecar name
+exactly the data they were trained on, and loading detects a modified or truncated shard.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from dave_core.atomic_file import atomic_write_bytes
+from dave_core.preprocess import PreprocessSpec, crop_resize
+
+FORMAT = 'dave-steering-shards'
+VERSION = 1
+MANIFEST = 'manifest.json'
+REQUIRED_ARRAYS = ('left', 'right', 'curvature', 'world_seed')
+OPTIONAL_ARRAYS = ('speed', 'obstacle_ahead')
+
+
+class DatasetError(ValueError):
+    """A data set directory, manifest or shard is malformed; the message names the file."""
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    file: str
+    num_samples: int
+    world_seeds: tuple[int, ...]
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The parsed manifest.json of a shard directory."""
+    root: Path
+    data_id: str
+    image_height: int
+    image_width: int
+    shards: tuple[ShardInfo, ...]
+    source: dict[str, Any] = field(default_factory=dict)  # how the data was made (free form)
+
+    @property
+    def num_samples(self) -> int:
+        return sum(s.num_samples for s in self.shards)
+
+    @property
+    def world_seeds(self) -> tuple[int, ...]:
+        return tuple(sorted({seed for s in self.shards for seed in s.world_seeds}))
+
+
+@dataclass
+class Samples:
+    """Arrays of one shard, or of several concatenated."""
+    left: np.ndarray
+    right: np.ndarray
+    curvature: np.ndarray
+    world_seed: np.ndarray
+    speed: np.ndarray | None = None
+    obstacle_ahead: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.curvature.shape[0])
+
+
+def data_id_of(shard_hashes: Iterable[str]) -> str:
+    """Data set identity: a short hash over the shards' sha256 (order-independent)."""
+    digest = hashlib.sha256('\n'.join(sorted(shard_hashes)).encode()).hexdigest()
+    return f'steer-{digest[:16]}'
+
+
+def validate_samples(samples: Samples, where: str) -> None:
+    """Raise DatasetError naming `where` (a file) for the first problem in the arrays."""
+    left, right = samples.left, samples.right
+    for name, images in (('left', left), ('right', right)):
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
+            raise DatasetError(f'{where}: {name} must be (N, H, W, 3) uint8, got '
+                               f'{images.shape} {images.dtype}')
+    if left.shape != right.shape:
+        raise DatasetError(f'{where}: left {left.shape} and right {right.shape} sizes differ')
+    n = left.shape[0]
+    if n == 0:
+        raise DatasetError(f'{where}: no samples')
+    for name in ('curvature', 'world_seed', 'speed', 'obstacle_ahead'):
+        array = getattr(samples, name)
+        if array is not None and array.shape != (n,):
+            raise DatasetError(f'{where}: {name} has shape {array.shape}, expected ({n},)')
+    for name in ('curvature', 'speed'):
+        array = getattr(samples, name)
+        if array is None:
+            continue
+        if not np.issubdtype(array.dtype, np.floating):
+            raise DatasetError(f'{where}: {name} must be floating point, got {array.dtype}')
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        if bad:
+            raise DatasetError(f'{where}: {name} has {bad} NaN/inf label(s), first at index '
+                               f'{int(np.flatnonzero(~np.isfinite(array))[0])}')
+    if samples.obstacle_ahead is not None and not np.isin(samples.obstacle_ahead, (-1, 0, 1)).all():
+        raise DatasetError(f'{where}: obstacle_ahead must hold only -1, 0 or +1')
+    if not np.issubdtype(samples.world_seed.dtype, np.integer):
+        raise DatasetError(f'{where}: world_seed must be integer, got {samples.world_seed.dtype}')
+
+
+class ShardWriter:
+    """Writes one shard per `add` call, and the manifest on `close` (use as a context manager)."""
+
+    def __init__(self, root: str | os.PathLike, source: dict[str, Any] | None = None):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        if (self.root / MANIFEST).exists() or any(self.root.glob('shard_*.npz')):
+            raise DatasetError(f'{self.root}: already holds a data set; choose an empty directory')
+        self.source = dict(source or {})
+        self.shards: list[ShardInfo] = []
+        self.image_size: tuple[int, int] | None = None
+        self.closed = False
+
+    def add(self, samples: Samples) -> ShardInfo:
+        """Validate and write `samples` as the next shard."""
+        name = f'shard_{len(self.shards):05d}.npz'
+        validate_samples(samples, str(self.root / name))
+        size = samples.left.shape[1:3]
+        if self.image_size is None:
+            self.image_size = size
+        elif size != self.image_size:
+            raise DatasetError(f'{self.root / name}: image size {size} differs from the first '
+                               f'shard\'s {self.image_size}')
+        arrays = {'left': samples.left, 'right': samples.right,
+                  'curvature': samples.curvature.astype(np.float32),
+                  'world_seed': samples.world_seed.astype(np.int64)}
+        if samples.speed is not None:
+            arrays['speed'] = samples.speed.astype(np.float32)
+        if samples.obstacle_ahead is not None:
+            arrays['obstacle_ahead'] = samples.obstacle_ahead.astype(np.int8)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        data = buffer.getvalue()
+        atomic_write_bytes(self.root / name, data)
+        info = ShardInfo(file=name, num_samples=len(samples),
+                         world_seeds=tuple(int(s) for s in np.unique(samples.world_seed)),
+                         sha256=hashlib.sha256(data).hexdigest())
+        self.shards.append(info)
+        return info
+
+    def close(self) -> Manifest:
+        """Write manifest.json atomically; a directory without it is not a data set."""
+        if not self.shards:
+            raise DatasetError(f'{self.root}: no shards were written')
+        height, width = self.image_size
+        manifest = Manifest(root=self.root, data_id=data_id_of(s.sha256 for s in self.shards),
+                            image_height=int(height), image_width=int(width),
+                            shards=tuple(self.shards), source=self.source)
+        document = {
+            'format': FORMAT, 'version': VERSION, 'data_id': manifest.data_id,
+            'image_height': manifest.image_height, 'image_width': manifest.image_width,
+            'num_samples': manifest.num_samples,
+            'shards': [{'file': s.file, 'num_samples': s.num_samples,
+                        'world_seeds': list(s.world_seeds), 'sha256': s.sha256} for s in self.shards],
+            'source': self.source,
+        }
+        atomic_write_bytes(self.root / MANIFEST, (json.dumps(document, indent=1) + '\n').encode())
+        self.closed = True
+        return manifest
+
+    def __enter__(self) -> 'ShardWriter':
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None and not self.closed:
+            self.close()
+
+
+def _require(document: dict, key: str, kind: type | tuple[type, ...], where: Path) -> Any:
+    if key not in document:
+        raise DatasetError(f'{where}: missing key {key!r}')
+    value = document[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise DatasetError(f'{where}: key {key!r} has the wrong type ({type(value).__name__})')
+    return value
+
+
+def load_manifest(root: str | os.PathLike) -> Manifest:
+    """Parse and check `root/manifest.json` (shard files are checked when read)."""
+    root = Path(root)
+    path = root / MANIFEST
+    if not path.is_file():
+        raise DatasetError(f'{root}: no {MANIFEST}; not a dave steering data set')
+    try:
+        document = json.loads(path.read_text(encoding='utf-8'))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f'{path}: not valid JSON ({exc})') from None
+    if not isinstance(document, dict):
+        raise DatasetError(f'{path}: expected a JSON object')
+    if document.get('format') != FORMAT:
+        raise DatasetError(f'{path}: key \'format\' is {document.get("format")!r}, expected {FORMAT!r}')
+    if document.get('version') != VERSION:
+        raise DatasetError(f'{path}: key \'version\' is {document.get("version")!r}; this code reads '
+                           f'version {VERSION}')
+    shards = []
+    for i, entry in enumerate(_require(document, 'shards', list, path)):
+        where = f'{path} shards[{i}]'
+        if not isinstance(entry, dict):
+            raise DatasetError(f'{where}: expected an object')
+        try:
+            shards.append(ShardInfo(file=str(entry['file']), num_samples=int(entry['num_samples']),
+                                    world_seeds=tuple(int(s) for s in entry['world_seeds']),
+                                    sha256=str(entry['sha256'])))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f'{where}: bad or missing key ({exc})') from None
+        if Path(shards[-1].file).name != shards[-1].file:
+            raise DatasetError(f'{where}: file {shards[-1].file!r} must be a bare file name')
+    if not shards or sum(s.num_samples for s in shards) == 0:
+        raise DatasetError(f'{path}: no samples')
+    manifest = Manifest(root=root, data_id=_require(document, 'data_id', str, path),
+                        image_height=_require(document, 'image_height', int, path),
+                        image_width=_require(document, 'image_width', int, path),
+                        shards=tuple(shards), source=document.get('source') or {})
+    expected = data_id_of(s.sha256 for s in shards)
+    if manifest.data_id != expected:
+        raise DatasetError(f'{path}: key \'data_id\' is {manifest.data_id!r} but the shard hashes '
+                           f'give {expected!r}')
+    return manifest
+
+
+def read_shard(manifest: Manifest, shard: ShardInfo) -> Samples:
+    """Read one shard, checking its hash, arrays and labels against the manifest."""
+    path = manifest.root / shard.file
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f'{path}: shard listed in {MANIFEST} is missing') from None
+    if hashlib.sha256(data).hexdigest() != shard.sha256:
+        raise DatasetError(f'{path}: sha256 differs from {MANIFEST}; the shard was modified or truncated')
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            missing = [k for k in REQUIRED_ARRAYS if k not in npz.files]
+            if missing:
+                raise DatasetError(f'{path}: missing array {missing[0]!r}')
+            arrays = {k: npz[k] for k in REQUIRED_ARRAYS + OPTIONAL_ARRAYS if k in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise DatasetError(f'{path}: not a readable .npz ({exc})') from None
+    samples = Samples(**arrays)
+    validate_samples(samples, str(path))
+    if len(samples) != shard.num_samples:
+        raise DatasetError(f'{path}: holds {len(samples)} samples, {MANIFEST} says {shard.num_samples}')
+    if samples.left.shape[1:3] != (manifest.image_height, manifest.image_width):
+        raise DatasetError(f'{path}: images are {samples.left.shape[1:3]}, {MANIFEST} says '
+                           f'{(manifest.image_height, manifest.image_width)}')
+    return samples
+
+
+def parse_seed_list(text: str) -> list[int]:
+    """'0-29' or '1,4,7-9' -> sorted unique seeds; a malformed item is a ValueError naming it."""
+    seeds: set[int] = set()
+    for item in str(text).split(','):
+        item = item.strip()
+        try:
+            if '-' in item[1:]:
+                split = item.index('-', 1)
+                first, last = int(item[:split]), int(item[split + 1:])
+                if last < first:
+                    raise ValueError
+                seeds.update(range(first, last + 1))
+            else:
+                seeds.add(int(item))
+        except ValueError:
+            raise ValueError(f'seed list {text!r}: cannot read {item!r} (use e.g. 0-29 or 1,4,7-9)') from None
+    return sorted(seeds)
+
+
+def split_by_world(world_seeds: Sequence[int], val_fraction: float = 0.2, seed: int = 0,
+                   val_seeds: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
+    """(train seeds, validation seeds): whole worlds only, never frames of one world on both sides.
+
+    With `val_seeds` those are held out (they must exist); otherwise a seeded random
+    `val_fraction` of the worlds, at least one, leaving at least one for training.
+    """
+    seeds = sorted(set(int(s) for s in world_seeds))
+    if len(seeds) < 2:
+        raise DatasetError(f'split by world needs at least 2 worlds, the data has {len(seeds)}')
+    if val_seeds is not None:
+        held = sorted(set(int(s) for s in val_seeds))
+        unknown = [s for s in held if s not in seeds]
+        if unknown:
+            raise DatasetError(f'validation world seed {unknown[0]} is not in the data '
+                               f'(has {seeds[0]}..{seeds[-1]})')
+        if len(held) >= len(seeds):
+            raise DatasetError('validation seeds leave no world for training')
+    else:
+        if not 0.0 < val_fraction < 1.0:
+            raise DatasetError(f'val_fraction must be in (0, 1), got {val_fraction}')
+        count = min(len(seeds) - 1, max(1, int(round(val_fraction * len(seeds)))))
+        held = sorted(np.random.default_rng(seed).permutation(seeds)[:count].tolist())
+    return [s for s in seeds if s not in held], held
+
+
+@dataclass
+class CachedSet:
+    """Crop-resized uint8 pairs (N, h, w, 3) plus labels: what training keeps in memory."""
+    left: np.ndarray
+    right: np.ndarray
+    curvature: np.ndarray
+    world_seed: np.ndarray
+    speed: np.ndarray | None = None
+    obstacle_ahead: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.curvature.shape[0])
+
+
+def load_cached(manifest: Manifest, spec: PreprocessSpec, world_seeds: Iterable[int]) -> CachedSet:
+    """Read the shards of `world_seeds` and keep them at network size (stage 1 of preprocessing).
+
+    At 66x200 a pair is 79 KB instead of 460 KB at 320x240, so tens of thousands of frames fit.
+    Optional arrays are kept only when every selected shard has them.
+    """
+    wanted = set(int(s) for s in world_seeds)
+    parts: list[CachedSet] = []
+    for shard in manifest.shards:
+        if not wanted.intersection(shard.world_seeds):
+            continue
+        samples = read_shard(manifest, shard)
+        keep = np.isin(samples.world_seed, list(wanted))
+        optional = {name: getattr(samples, name)[keep] for name in OPTIONAL_ARRAYS
+                    if getattr(samples, name) is not None}
+        parts.append(CachedSet(
+            left=np.stack([crop_resize(im, spec, 'left') for im in samples.left[keep]]),
+            right=np.stack([crop_resize(im, spec, 'right') for im in samples.right[keep]]),
+            curvature=samples.curvature[keep].astype(np.float32),
+            world_seed=samples.world_seed[keep], **optional))
+    if not parts:
+        raise DatasetError(f'{manifest.root}: no shard holds world seeds {sorted(wanted)}')
+    optional = {name: np.concatenate([getattr(p, name) for p in parts]) for name in OPTIONAL_ARRAYS
+                if all(getattr(p, name) is not None for p in parts)}
+    return CachedSet(left=np.concatenate([p.left for p in parts]),
+                     right=np.concatenate([p.right for p in parts]),
+                     curvature=np.concatenate([p.curvature for p in parts]),
+                     world_seed=np.concatenate([p.world_seed for p in parts]), **optional)

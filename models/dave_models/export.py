@@ -1,0 +1,213 @@
+"""Export a steering checkpoint to ONNX as a checked artifact: model + sidecar + parity check.
+
+    python -m dave_models.export out/train/steering_v1/last.pt --out models/steering.onnx
+    (or: dave export out/train/steering_v1/last.pt --out models/steering.onnx)
+
+Steps: torch.onnx.export -> onnx.checker (full check, with shape inference) -> onnxruntime vs
+torch on the same inputs within a stated tolerance -> sidecar X.json via dave_core.model_contract
+-> reload through dave_core.onnx_runner.OnnxModel as a runtime would.
+
+Exporter: torch 2.13 defaults to the torch.export-based ("dynamo") exporter, and the TorchScript
+one warns that it will be removed, so we use dynamo=True on purpose. Its graph optimizer folds
+BatchNorm into the convolutions. external_data=False keeps weights inside the one .onnx file (it
+is ~1 MB). Opset 18: the exporter's native opset (no version conversion step), read by
+onnxruntime >= 1.14. The batch dimension is fixed at 1: the stack runs one stereo pair at a time.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from dave_core.atomic_file import atomic_write
+from dave_core.commands.export import add_arguments  # one definition of the flags
+from dave_core.model_contract import (ModelContract, OutputSpec, TensorSpec, file_sha256,
+                                      sidecar_path_for, write_sidecar)
+from dave_core.onnx_runner import MODEL_LOAD_ERRORS, OnnxModel
+from dave_core.preprocess import PreprocessSpec
+from dave_core.steering import CURVATURE_OUTPUT, SPEED_OUTPUT, STEERING_TASK, STEREO_INPUT
+from dave_models.steering_net import SteeringNet, SteeringNetConfig
+from dave_models.train import CHECKPOINT_FORMAT
+
+logger = logging.getLogger(__name__)
+
+OPSET = 18
+# float32 CPU kernels differ in summation order between torch and onnxruntime (and BatchNorm is
+# folded into the conv weights); outputs are ~0.1-1 1/m, so 1e-4 absolute is far below anything
+# that could change a steering decision while still catching a wrong graph.
+PARITY_ATOL = 1e-4
+PARITY_RTOL = 1e-3
+PARITY_SAMPLES = 8
+
+OUTPUT_MEANING = {
+    CURVATURE_OUTPUT: ('path curvature to follow, + = left turn (REP-103), yaw rate / speed', '1/m'),
+    SPEED_OUTPUT: ('target forward speed', 'm/s'),
+}
+
+
+class ExportError(RuntimeError):
+    """The checkpoint cannot be exported, or the exported model fails a check."""
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    onnx_path: Path
+    sidecar_path: Path
+    max_abs_diff: float
+    parameters: int
+    size_bytes: int
+
+
+# Warns once per torchvision op that torchvision is absent; it is, on purpose (see PLATFORM notes).
+_TORCHVISION_NOTICE_LOGGER = 'torch.onnx._internal.exporter._registration'
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    log = logging.getLogger(name)
+    previous = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(previous)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version('dave_models')
+    except importlib.metadata.PackageNotFoundError:
+        return 'unknown'
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a training checkpoint (tensors and plain data only: weights_only=True)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f'{path}: checkpoint not found')
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:
+        raise ExportError(f'{path}: not a readable torch checkpoint ({exc})') from None
+    if not isinstance(checkpoint, dict) or checkpoint.get('format') != CHECKPOINT_FORMAT:
+        raise ExportError(f'{path}: not a {CHECKPOINT_FORMAT} (key \'format\')')
+    if checkpoint.get('task') != STEERING_TASK:
+        raise ExportError(f'{path}: task {checkpoint.get("task")!r} cannot be exported here')
+    return checkpoint
+
+
+def build_contract(checkpoint: dict, config: SteeringNetConfig, name: str,
+                   onnx_sha256: str) -> ModelContract:
+    """The sidecar for an exported steering checkpoint."""
+    spec = PreprocessSpec.from_dict(checkpoint['preprocess'])
+    # Held-out scores and where training stood; timing figures belong to the training log.
+    metrics = {k: float(v) for k, v in checkpoint['metrics'].items()
+               if k.startswith('val_') or k in ('epoch', 'train_loss')}
+    metrics['deadband_per_m'] = float(checkpoint['deadband'])
+    metrics['val_worlds'] = ','.join(str(s) for s in checkpoint['val_seeds'])
+    metrics['train_worlds'] = len(checkpoint['train_seeds'])
+    return ModelContract(
+        name=name, task=STEERING_TASK,
+        inputs=(TensorSpec(STEREO_INPUT, (1,) + spec.output_shape, 'float32'),),
+        outputs=tuple(OutputSpec(n, (1, 1), 'float32', *OUTPUT_MEANING[n]) for n in config.output_names()),
+        channel_order=spec.channel_names(), preprocessing=spec.to_dict(), opset=OPSET,
+        onnx_sha256=onnx_sha256, training_data_id=str(checkpoint['data_id']), metrics=metrics,
+        created_by=f'dave_models {_version()} export.py (torch {torch.__version__}, '
+                   f'onnx {onnx.__version__})')
+
+
+def export_checkpoint(checkpoint_path: str | os.PathLike, onnx_path: str | os.PathLike,
+                      seed: int = 0) -> ExportReport:
+    """Export, check, write the sidecar; a failed check leaves any previous `onnx_path` untouched."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    config = SteeringNetConfig.from_dict(checkpoint['model_config'])
+    model = SteeringNet(config)
+    model.load_state_dict(checkpoint['state_dict'])
+    model.eval()
+    onnx_path = Path(onnx_path)
+    if onnx_path.suffix != '.onnx':
+        raise ExportError(f'--out {onnx_path}: the model file name must end in .onnx')
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(seed)
+    example = torch.randn(1, config.in_channels, config.height, config.width, generator=generator)
+
+    checked: dict[str, object] = {}
+
+    def export_and_check(tmp: Path) -> None:
+        with warnings.catch_warnings(), _quiet_logger(_TORCHVISION_NOTICE_LOGGER):
+            # torch.export's internal deprecation notices are not ours to fix; errors still raise.
+            warnings.simplefilter('ignore', category=FutureWarning)
+            warnings.simplefilter('ignore', category=DeprecationWarning)
+            torch.onnx.export(model, (example,), str(tmp), dynamo=True, external_data=False,
+                              optimize=True, opset_version=OPSET, input_names=[STEREO_INPUT],
+                              output_names=list(config.output_names()), verbose=False)
+        onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
+        checked['max_diff'] = _parity(model, tmp, config, generator)
+        checked['sha256'] = file_sha256(tmp)  # the bytes that will be shipped
+
+    # Only a model that passed every check replaces `onnx_path`.
+    atomic_write(onnx_path, export_and_check)
+    contract = build_contract(checkpoint, config, onnx_path.stem, str(checked['sha256']))
+    max_diff = float(checked['max_diff'])
+    sidecar = write_sidecar(contract, sidecar_path_for(onnx_path))
+    # Load it back exactly as the stack will, so a contract/graph mismatch fails here, not on the car.
+    OnnxModel.load(onnx_path, expected_task=STEERING_TASK)
+    report = ExportReport(onnx_path, sidecar, max_diff, model.num_parameters(), onnx_path.stat().st_size)
+    logger.info('exported %s (%d parameters, %.2f MiB), onnxruntime vs torch max |diff| %.2e',
+                onnx_path, report.parameters, report.size_bytes / 2**20, max_diff)
+    return report
+
+
+def _parity(model: SteeringNet, path: Path, config: SteeringNetConfig,
+            generator: torch.Generator) -> float:
+    """Max |onnxruntime - torch| over random inputs; ExportError beyond the tolerance."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    worst = 0.0
+    for _ in range(PARITY_SAMPLES):
+        x = torch.randn(1, config.in_channels, config.height, config.width, generator=generator)
+        with torch.no_grad():
+            expected = [t.numpy() for t in model(x)]
+        actual = session.run(None, {STEREO_INPUT: x.numpy()})
+        for name, e, a in zip(config.output_names(), expected, actual):
+            if a.shape != e.shape:
+                raise ExportError(f'{path}: output {name!r} has shape {a.shape}, torch gives {e.shape}')
+            if not np.allclose(a, e, atol=PARITY_ATOL, rtol=PARITY_RTOL):
+                raise ExportError(f'{path}: output {name!r} differs from torch by '
+                                  f'{np.max(np.abs(a - e)):.3g} (tolerance {PARITY_ATOL} + '
+                                  f'{PARITY_RTOL} x |value|)')
+            worst = max(worst, float(np.max(np.abs(a - e))))
+    return worst
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point shared by `python -m dave_models.export` and `dave export`."""
+    try:
+        report = export_checkpoint(args.checkpoint, args.out)
+    except (ExportError, ValueError, *MODEL_LOAD_ERRORS) as exc:
+        logger.error('%s', exc)
+        return 2
+    logger.info('wrote %s and %s', report.onnx_path, report.sidecar_path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    return run(parser.parse_args(argv))
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

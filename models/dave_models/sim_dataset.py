@@ -1,0 +1,186 @@
+"""Generate steering shards by letting the simulator's expert drive generated worlds.
+
+    python -m dave_models.sim_dataset --seeds 0-35 --frames-per-world 200 --out out/data/steering_v1
+
+For each world seed: build the world and the MuJoCo simulator, and let the privileged expert
+(A* on the true obstacle map + pure pursuit) drive from start to goal. Every camera period the
+stereo pair is rendered and labelled with the expert's clean curvature and speed, while the
+command actually driven carries the expert's DART noise, so the data also shows how to recover
+from drifting off the ideal line. When the goal is reached (or an episode runs too long) the
+truck restarts from the start with a new noise seed, until the world has its frames.
+
+Deterministic given the seeds and options (MuJoCo and the expert are; rendered pixels depend on
+the Mesa/LLVM build, so identical bytes are guaranteed on one machine only). Needs a headless GL:
+run with MUJOCO_GL=egl.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import shlex
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from dave_models.datasets import Samples, ShardWriter, parse_seed_list
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SimDatasetConfig:
+    frames_per_world: int = 200  # ~1.5 drives of a 20 m world at 10 Hz
+    camera_rate_hz: float = 10.0  # sim time between frames; the stack's camera runs at 10-15 Hz
+    cruise_speed_mps: float = 1.0  # the expert's default; DAVE's truck drove at walking pace
+    dart_noise: bool = True  # perturb the driven command (never the label)
+    max_episode_s: float = 90.0  # a drive that has not reached the goal by then restarts
+
+    def __post_init__(self) -> None:
+        if self.frames_per_world < 1:
+            raise ValueError(f'frames_per_world must be >= 1, got {self.frames_per_world}')
+        if not self.camera_rate_hz > 0:
+            raise ValueError(f'camera_rate_hz must be > 0, got {self.camera_rate_hz}')
+        if not self.cruise_speed_mps > 0:
+            raise ValueError(f'cruise_speed_mps must be > 0, got {self.cruise_speed_mps}')
+        if not self.max_episode_s > 0:
+            raise ValueError(f'max_episode_s must be > 0, got {self.max_episode_s}')
+
+
+# "Obstacle ahead": the nearest obstacle surface within this range and half-angle of the
+# heading, i.e. well inside the camera's 85 deg field of view and close enough to matter at 1 m/s.
+AHEAD_RANGE_M = 3.0
+AHEAD_HALF_ANGLE_DEG = 35.0
+
+
+def obstacle_ahead(obstacles: np.ndarray, x: float, y: float, yaw: float) -> int:
+    """+1 if the nearest obstacle ahead is on the left, -1 on the right, 0 if none is ahead.
+
+    `obstacles` is (K, 3): x, y, bounding radius in the world frame. Privileged information,
+    stored for evaluation ("does the network steer away?"), never a network input.
+    """
+    if len(obstacles) == 0:
+        return 0
+    dx, dy = obstacles[:, 0] - x, obstacles[:, 1] - y
+    c, s = math.cos(yaw), math.sin(yaw)
+    forward, left = c * dx + s * dy, -s * dx + c * dy
+    gap = np.hypot(forward, left) - obstacles[:, 2]
+    ahead = (forward > 0) & (np.abs(np.arctan2(left, forward)) < math.radians(AHEAD_HALF_ANGLE_DEG)) \
+        & (gap < AHEAD_RANGE_M)
+    if not ahead.any():
+        return 0
+    nearest = int(np.argmin(np.where(ahead, gap, np.inf)))
+    return 1 if left[nearest] >= 0 else -1
+
+
+@dataclass(frozen=True)
+class WorldStats:
+    seed: int
+    frames: int
+    episodes: int
+    goals: int
+    collisions: int
+
+
+def drive_world(seed: int, config: SimDatasetConfig, progress: tqdm | None = None
+                ) -> tuple[Samples, WorldStats]:
+    """Frames of world `seed` labelled by the expert's clean command."""
+    from dave_sim.expert import ExpertDriver, NoiseConfig
+    from dave_sim.simulator import Simulator
+    from dave_sim.world import generate_world
+
+    world = generate_world(seed)
+    period = 1.0 / config.camera_rate_hz
+    obstacles = np.array([(o.x, o.y, o.bounding_radius) for o in world.obstacles]).reshape(-1, 3)
+    lefts, rights, curvatures, speeds, ahead = [], [], [], [], []
+    episodes = goals = collisions = 0
+    with Simulator(world) as sim:
+        while len(curvatures) < config.frames_per_world:
+            sim.reset()
+            # A new noise stream per episode, so repeated drives of one world differ.
+            noise = NoiseConfig(seed=seed * 1000 + episodes) if config.dart_noise else None
+            expert = ExpertDriver(world, sim.vehicle, config.cruise_speed_mps, noise=noise)
+            episodes += 1
+            while len(curvatures) < config.frames_per_world:
+                state = sim.state
+                if expert.reached_goal(state):
+                    goals += 1
+                    break
+                if sim.time_s > config.max_episode_s:
+                    logger.warning('world %d: episode %d did not reach the goal in %.0f s; restarting',
+                                   seed, episodes, config.max_episode_s)
+                    break
+                command = expert.command(state)
+                frame = sim.render()
+                lefts.append(frame.left)
+                rights.append(frame.right)
+                curvatures.append(command.curvature)
+                speeds.append(command.v)
+                ahead.append(obstacle_ahead(obstacles, state.x, state.y, state.yaw))
+                sim.apply_controls(command.applied_v, command.applied_w)
+                sim.step(period)
+                if progress is not None:
+                    progress.update(1)
+            collisions += sim.collisions
+    samples = Samples(left=np.stack(lefts), right=np.stack(rights),
+                      curvature=np.asarray(curvatures, np.float32),
+                      world_seed=np.full(len(curvatures), seed, np.int64),
+                      speed=np.asarray(speeds, np.float32),
+                      obstacle_ahead=np.asarray(ahead, np.int8))
+    return samples, WorldStats(seed, len(curvatures), episodes, goals, collisions)
+
+
+def generate(seeds: list[int], out: str | os.PathLike, config: SimDatasetConfig,
+             command_line: str = '') -> Path:
+    """Write one shard per world seed plus manifest.json into `out` (which must be new or empty)."""
+    from dave_sim.camera import StereoCameraConfig
+    from dave_sim.vehicle import VehicleConfig
+
+    source = {'generator': 'dave_models.sim_dataset', 'command': command_line, 'seeds': seeds,
+              'config': asdict(config), 'camera': asdict(StereoCameraConfig()),
+              'vehicle': asdict(VehicleConfig()), 'worlds': []}
+    with ShardWriter(out, source) as writer, tqdm(total=len(seeds) * config.frames_per_world,
+                                                  unit='frame', desc='expert driving',
+                                                  disable=None) as progress:
+        for seed in seeds:
+            samples, stats = drive_world(seed, config, progress)
+            writer.add(samples)
+            writer.source['worlds'].append(asdict(stats))  # lands in manifest.json
+            logger.info('world %d: %d frames, %d episode(s), %d goal(s), %d collision(s)', seed,
+                        stats.frames, stats.episodes, stats.goals, stats.collisions)
+    return Path(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = SimDatasetConfig()
+    parser.add_argument('--seeds', required=True, help='world seeds, e.g. 0-35 or 1,4,7-9')
+    parser.add_argument('--frames-per-world', type=int, default=defaults.frames_per_world)
+    parser.add_argument('--camera-rate-hz', type=float, default=defaults.camera_rate_hz)
+    parser.add_argument('--cruise-speed', type=float, default=defaults.cruise_speed_mps)
+    parser.add_argument('--no-dart-noise', action='store_true', help='drive the clean command')
+    parser.add_argument('--out', required=True, help='new directory for the shards')
+    args = parser.parse_args(argv)
+    # The program entry point (not library code) picks headless rendering unless told otherwise.
+    os.environ.setdefault('MUJOCO_GL', 'egl')
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    try:
+        config = SimDatasetConfig(args.frames_per_world, args.camera_rate_hz, args.cruise_speed,
+                                  not args.no_dart_noise)
+        seeds = parse_seed_list(args.seeds)
+        command = 'python -m dave_models.sim_dataset ' + shlex.join(argv if argv is not None else sys.argv[1:])
+        out = generate(seeds, args.out, config, command)
+    except ValueError as exc:  # includes DatasetError
+        logger.error('%s', exc)
+        return 2
+    logger.info('wrote %s', out)
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""The steering ConvNet: a PilotNet-sized network on DAVE's stacked stereo input.
+
+Input: float32 (B, 6, 66, 200), the output of dave_core.preprocess (left YUV, then right YUV).
+Output: path curvature in 1/m (+ = left, REP-103), optionally a target speed in m/s.
+
+Five convolutions (three 5x5 stride 2, two 3x3) then three fully connected layers, as in
+Bojarski et al. 2016 ("End to End Learning for Self-Driving Cars"); feeding both cameras as
+channels follows DAVE (LeCun et al. 2005), which lets the first layer compare the two views.
+~0.25 M parameters: small enough to run in < 1 ms on one CPU core.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from dave_core.steering import CURVATURE_OUTPUT, SPEED_OUTPUT, STEREO_INPUT
+
+
+@dataclass
+class SteeringNetConfig:
+    in_channels: int = 6  # left + right, 3 colour channels each
+    height: int = 66
+    width: int = 200
+    # (out_channels, kernel, stride) per conv layer; PilotNet's feature extractor.
+    convs: tuple[tuple[int, int, int], ...] = ((24, 5, 2), (36, 5, 2), (48, 5, 2), (64, 3, 1), (64, 3, 1))
+    fc: tuple[int, ...] = (100, 50, 10)
+    dropout: float = 0.2  # on the first FC layers only; the data sets here are small
+    predict_speed: bool = False
+    # Curvature labels are ~0.1 1/m; the head predicts curvature / scale so its raw output
+    # is ~1, which keeps the last layer's initial gradients in a sane range.
+    curvature_scale: float = 0.5
+
+    def output_names(self) -> tuple[str, ...]:
+        return (CURVATURE_OUTPUT, SPEED_OUTPUT) if self.predict_speed else (CURVATURE_OUTPUT,)
+
+    @staticmethod
+    def from_dict(data: dict) -> 'SteeringNetConfig':
+        """Inverse of dataclasses.asdict (tuples come back from lists)."""
+        data = dict(data)
+        data['convs'] = tuple(tuple(c) for c in data['convs'])
+        data['fc'] = tuple(data['fc'])
+        return SteeringNetConfig(**data)
+
+
+class SteeringNet(nn.Module):
+    """PilotNet-style ConvNet returning a tuple of (B, 1) tensors in config.output_names() order."""
+
+    input_name = STEREO_INPUT
+
+    def __init__(self, config: SteeringNetConfig):
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        channels = config.in_channels
+        for out_channels, kernel, stride in config.convs:
+            # BatchNorm: trains reliably from scratch on a few thousand frames; folded into the
+            # conv by onnxruntime's graph optimizer, so it costs nothing at inference.
+            layers += [nn.Conv2d(channels, out_channels, kernel, stride, bias=False),
+                       nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+            channels = out_channels
+        self.features = nn.Sequential(*layers)
+        with torch.no_grad():
+            flat = self.features(torch.zeros(1, config.in_channels, config.height, config.width)).numel()
+        head: list[nn.Module] = [nn.Flatten()]
+        width = flat
+        for i, size in enumerate(config.fc):
+            head += [nn.Linear(width, size), nn.ReLU(inplace=True)]
+            if i < len(config.fc) - 1 and config.dropout > 0:
+                head.append(nn.Dropout(config.dropout))
+            width = size
+        self.head = nn.Sequential(*head)
+        self.out = nn.Linear(width, len(config.output_names()))
+        nn.init.zeros_(self.out.bias)
+        nn.init.normal_(self.out.weight, std=0.01)  # start near "drive straight"
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        y = self.out(self.head(self.features(x)))
+        curvature = y[:, 0:1] * self.config.curvature_scale
+        if self.config.predict_speed:
+            return curvature, y[:, 1:2]
+        return (curvature,)

@@ -1,0 +1,348 @@
+"""Train the steering ConvNet on stereo shards, validating on held-out worlds.
+
+The commands that produced models/steering.onnx (details in models/STEERING_MODEL_CARD.md):
+
+    python -m dave_models.sim_dataset --seeds 0-35 --frames-per-world 200 --out out/data/steering_v1
+    python -m dave_models.train --data out/data/steering_v1 --out out/train/steering_v1 --val-seeds 30-35
+    python -m dave_models.export out/train/steering_v1/last.pt --out models/steering.onnx
+
+(last.pt, not best.pt: an epoch picked on the held-out worlds would flatter their metrics.)
+
+Quick end-to-end check (what CI runs on a tiny set):
+
+    python -m dave_models.train --data DIR --out DIR --dry-run
+
+The same flags work as `dave train steering ...`. Outputs in --out: last.pt (every epoch),
+best.pt (lowest validation MAE), metrics.json (history), learning_curve.png. Every file is
+written to a temporary name and renamed, so a crash never leaves a half-written checkpoint, and a
+non-finite loss stops the run before anything is saved.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from dave_core.atomic_file import atomic_write, atomic_write_text
+from dave_core.preprocess import COLOR_SPACES, PreprocessSpec, to_network_input
+from dave_models.augment import AugmentConfig, augment_pair
+from dave_models.datasets import CachedSet, load_cached, load_manifest, parse_seed_list, split_by_world
+from dave_models.steering_net import SteeringNet, SteeringNetConfig
+from dave_models.train_config import SteeringTrainConfig, add_arguments, config_from_args
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 'dave-steering-checkpoint'
+CHECKPOINT_VERSION = 1
+DRY_RUN_BATCHES = 2
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or continue (bad resume, non-finite loss, missing labels...)."""
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version('dave_models')
+    except importlib.metadata.PackageNotFoundError:
+        return 'unknown'
+
+
+def direction_classes(curvature: np.ndarray, deadband: float) -> np.ndarray:
+    """-1 right, 0 straight (|curvature| <= deadband), +1 left (REP-103: + is left)."""
+    return np.where(curvature > deadband, 1, np.where(curvature < -deadband, -1, 0))
+
+
+def steering_metrics(predicted: np.ndarray, target: np.ndarray, deadband: float,
+                     obstacle_ahead: np.ndarray | None = None) -> dict[str, float]:
+    """Curvature MAE/RMSE (1/m), direction accuracy, the 'always straight' baselines and, when
+    the data says where obstacles are, how often the net and the expert steer away from them."""
+    error = predicted - target
+    true_class = direction_classes(target, deadband)
+    metrics = {
+        'mae': float(np.mean(np.abs(error))),
+        'rmse': float(np.sqrt(np.mean(error ** 2))),
+        'direction_accuracy': float(np.mean(direction_classes(predicted, deadband) == true_class)),
+        'mae_zero_baseline': float(np.mean(np.abs(target))),
+        'direction_accuracy_straight_baseline': float(np.mean(true_class == 0)),
+        'samples': float(len(target)),
+    }
+    if obstacle_ahead is not None:
+        near = obstacle_ahead != 0
+        metrics['obstacle_ahead_fraction'] = float(np.mean(near))
+        if near.any():
+            # Steering away from an obstacle on the left (+1) means negative curvature.
+            metrics['avoid_rate'] = float(np.mean(predicted[near] * obstacle_ahead[near] < 0))
+            metrics['avoid_rate_expert'] = float(np.mean(target[near] * obstacle_ahead[near] < 0))
+    return metrics
+
+
+def channel_statistics(data: CachedSet, spec: PreprocessSpec, max_images: int = 512,
+                       seed: int = 0) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per colour channel mean and std (in [0, 1] units) of training images, for normalization.
+
+    Both cameras share one normalization (same sensor model); a seeded subset keeps it cheap.
+    """
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(data), size=min(max_images, len(data)), replace=False)
+    code = COLOR_SPACES[spec.color_space][0]
+    images = np.concatenate([data.left[picks], data.right[picks]])
+    if code is not None:
+        images = np.stack([cv2.cvtColor(im, code) for im in images])
+    pixels = images.reshape(-1, 3).astype(np.float64) / 255.0
+    std = np.maximum(pixels.std(axis=0), 1e-3)  # a constant channel must not divide by zero
+    return tuple(float(v) for v in pixels.mean(axis=0)), tuple(float(v) for v in std)
+
+
+def make_batch(data: CachedSet, indices: np.ndarray, spec: PreprocessSpec,
+               rng: np.random.Generator | None, augment: AugmentConfig | None):
+    """Network inputs (B, 6, h, w) and labels for `indices`; augments when `rng` is given."""
+    inputs = np.empty((len(indices),) + spec.output_shape, dtype=np.float32)
+    curvature = np.empty(len(indices), dtype=np.float32)
+    for row, i in enumerate(indices):
+        left, right, label = data.left[i], data.right[i], float(data.curvature[i])
+        if rng is not None and augment is not None:
+            left, right, label = augment_pair(left, right, label, rng, augment)
+        inputs[row] = to_network_input(left, right, spec)
+        curvature[row] = label
+    speed = data.speed[indices] if data.speed is not None else None
+    return inputs, curvature, speed
+
+
+def save_learning_curve(history: list[dict[str, float]], path: Path) -> None:
+    """Train loss, validation MAE (with the 'drive straight' baseline) and direction accuracy."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [h['epoch'] for h in history]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot(epochs, [h['train_loss'] for h in history], 'o-')
+    axes[0].set(title='train loss (MSE, (1/m)^2)', xlabel='epoch', yscale='log')
+    axes[1].plot(epochs, [h['val_mae'] for h in history], 'o-', label='network')
+    axes[1].plot(epochs, [h['val_mae_zero_baseline'] for h in history], '--', label='always straight')
+    axes[1].set(title='held-out curvature MAE (1/m)', xlabel='epoch')
+    axes[1].legend()
+    axes[2].plot(epochs, [h['val_direction_accuracy'] for h in history], 'o-', label='network')
+    axes[2].plot(epochs, [h['val_direction_accuracy_straight_baseline'] for h in history], '--',
+                 label='always straight')
+    if 'val_avoid_rate' in history[-1]:
+        axes[2].plot(epochs, [h.get('val_avoid_rate', np.nan) for h in history], 's-',
+                     label='steers away from obstacle ahead')
+        axes[2].plot(epochs, [h.get('val_avoid_rate_expert', np.nan) for h in history], ':',
+                     label='expert label steers away')
+    axes[2].set(title='held-out direction accuracy / avoidance', xlabel='epoch', ylim=(0, 1))
+    axes[2].legend()
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.14, top=0.9, wspace=0.3)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format='png', dpi=90))
+    plt.close(fig)
+
+
+@torch.no_grad()
+def evaluate(model: SteeringNet, data: CachedSet, spec: PreprocessSpec, batch_size: int,
+             deadband: float, device: torch.device, max_batches: int | None = None) -> dict[str, float]:
+    """Validation metrics over `data` (no augmentation), as val_* keys."""
+    model.eval()
+    order = np.arange(len(data))
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)][:max_batches]
+    predicted, target, speed_err = [], [], []
+    for indices in batches:
+        inputs, curvature, speed = make_batch(data, indices, spec, None, None)
+        outputs = model(torch.from_numpy(inputs).to(device))
+        predicted.append(outputs[0][:, 0].cpu().numpy())
+        target.append(curvature)
+        if len(outputs) > 1 and speed is not None:
+            speed_err.append(np.abs(outputs[1][:, 0].cpu().numpy() - speed))
+    used = np.concatenate(batches)
+    ahead = data.obstacle_ahead[used] if data.obstacle_ahead is not None else None
+    metrics = steering_metrics(np.concatenate(predicted), np.concatenate(target), deadband, ahead)
+    if speed_err:
+        metrics['speed_mae'] = float(np.mean(np.concatenate(speed_err)))
+    return {f'val_{k}': v for k, v in metrics.items()}
+
+
+def _train_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches; the ragged tail is dropped (a batch of 1 breaks BatchNorm)."""
+    order = rng.permutation(n)
+    if n <= batch_size:
+        return [order]
+    return [order[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+
+
+def _load_resume(config: SteeringTrainConfig, out: Path) -> dict[str, Any] | None:
+    if config.resume is None:
+        return None
+    path = Path(config.resume) if config.resume else out / 'last.pt'
+    if not path.is_file():
+        raise TrainingError(f'--resume: checkpoint {path} not found')
+    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    if checkpoint.get('format') != CHECKPOINT_FORMAT:
+        raise TrainingError(f'--resume: {path} is not a {CHECKPOINT_FORMAT}')
+    return checkpoint
+
+
+def train(config: SteeringTrainConfig) -> dict[str, Any]:
+    """Run training as configured; returns the summary also written to OUT/metrics.json."""
+    torch.set_num_threads(config.threads)
+    if config.device == 'cuda' and not torch.cuda.is_available():
+        raise TrainingError('--device cuda: no CUDA device is available to torch')
+    device = torch.device(config.device)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    manifest = load_manifest(config.data)
+    val_seeds_arg = parse_seed_list(config.val_seeds) if config.val_seeds else None
+    train_seeds, val_seeds = split_by_world(manifest.world_seeds, config.val_fraction, config.seed,
+                                            val_seeds_arg)
+    spec = PreprocessSpec()
+    net_config = SteeringNetConfig(height=spec.height, width=spec.width,
+                                   predict_speed=config.predict_speed)
+    resume = _load_resume(config, out)
+    if resume is None and (out / 'last.pt').exists():
+        raise TrainingError(f'--out: {out} already holds last.pt; pass --resume to continue it '
+                            f'or choose another directory (a new run must not replace it)')
+    if resume is not None:
+        if resume['data_id'] != manifest.data_id:
+            raise TrainingError(f'--resume: checkpoint was trained on {resume["data_id"]}, '
+                                f'--data is {manifest.data_id}')
+        if list(resume['val_seeds']) != val_seeds:
+            raise TrainingError('--resume: the held-out worlds differ from the checkpoint\'s')
+        net_config = SteeringNetConfig.from_dict(resume['model_config'])
+        spec = PreprocessSpec.from_dict(resume['preprocess'])
+
+    torch.manual_seed(config.seed)
+    started = time.perf_counter()
+    train_set = load_cached(manifest, spec, train_seeds)
+    val_set = load_cached(manifest, spec, val_seeds)
+    if resume is None:
+        mean, std = channel_statistics(train_set, spec, seed=config.seed)
+        spec = replace(spec, mean=mean, std=std)
+    if net_config.predict_speed and (train_set.speed is None or val_set.speed is None):
+        raise TrainingError(f'--predict-speed: {config.data} has no speed labels')
+    logger.info('normalization (%s) mean %s std %s', spec.color_space,
+                [round(v, 3) for v in spec.mean], [round(v, 3) for v in spec.std])
+    logger.info('data %s: %d train frames (%d worlds), %d held-out frames (worlds %s), loaded in %.1f s',
+                manifest.data_id, len(train_set), len(train_seeds), len(val_set), val_seeds,
+                time.perf_counter() - started)
+
+    model = SteeringNet(net_config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    epochs = 1 if config.dry_run else config.epochs
+    steps_per_epoch = len(_train_batches(len(train_set), config.batch_size, np.random.default_rng(0)))
+    if config.dry_run:
+        steps_per_epoch = min(steps_per_epoch, DRY_RUN_BATCHES)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+    history: list[dict[str, float]] = []
+    best_mae = math.inf
+    start_epoch = 0
+    if resume is not None:
+        model.load_state_dict(resume['state_dict'])
+        optimizer.load_state_dict(resume['optimizer'])
+        scheduler.load_state_dict(resume['scheduler'])
+        scheduler.T_max = epochs * steps_per_epoch  # --epochs may have grown since the first run
+        history = list(resume['history'])
+        best_mae = float(resume['best_val_mae'])
+        start_epoch = int(resume['epoch'])
+        logger.info('resuming after epoch %d (best val MAE %.4f)', start_epoch, best_mae)
+    augment = AugmentConfig() if config.augment else None
+
+    for epoch in range(start_epoch + 1, epochs + 1):
+        model.train()
+        rng = np.random.default_rng([config.seed, epoch])  # per epoch: a resumed run gets the same batches
+        batches = _train_batches(len(train_set), config.batch_size, rng)[:steps_per_epoch]
+        epoch_start = time.perf_counter()
+        losses = []
+        bar = tqdm(batches, desc=f'epoch {epoch}/{epochs}', unit='batch', disable=None, leave=False)
+        for indices in bar:
+            inputs, curvature, speed = make_batch(train_set, indices, spec, rng, augment)
+            outputs = model(torch.from_numpy(inputs).to(device))
+            loss = F.mse_loss(outputs[0][:, 0], torch.from_numpy(curvature).to(device))
+            if net_config.predict_speed:
+                loss = loss + config.speed_weight * F.mse_loss(
+                    outputs[1][:, 0], torch.from_numpy(speed).to(device))
+            if not torch.isfinite(loss):
+                raise TrainingError(f'epoch {epoch}: loss became {loss.item()}; nothing was saved '
+                                    f'for this epoch (try a lower --lr)')
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f'{losses[-1]:.4g}')
+        train_seconds = time.perf_counter() - epoch_start
+        val = evaluate(model, val_set, spec, config.batch_size, config.deadband, device,
+                       DRY_RUN_BATCHES if config.dry_run else None)
+        record = {'epoch': float(epoch), 'train_loss': float(np.mean(losses)),
+                  'lr': float(scheduler.get_last_lr()[0]), 'train_seconds': train_seconds,
+                  'train_samples_per_s': len(losses) * config.batch_size / max(train_seconds, 1e-9),
+                  **val}
+        history.append(record)
+        improved = record['val_mae'] < best_mae
+        best_mae = min(best_mae, record['val_mae'])
+        checkpoint = {
+            'format': CHECKPOINT_FORMAT, 'version': CHECKPOINT_VERSION, 'task': 'steering',
+            'model_config': asdict(net_config), 'preprocess': spec.to_dict(),
+            'state_dict': model.state_dict(), 'optimizer': optimizer.state_dict(),
+            'scheduler': scheduler.state_dict(), 'epoch': epoch, 'metrics': record,
+            'history': history, 'best_val_mae': best_mae, 'data_id': manifest.data_id,
+            'data_dir': str(Path(config.data).resolve()), 'train_seeds': train_seeds,
+            'val_seeds': val_seeds, 'deadband': config.deadband, 'train_config': asdict(config),
+            'created_by': f'dave_models {_version()} train.py (torch {torch.__version__})',
+        }
+        atomic_write(out / 'last.pt', lambda tmp: torch.save(checkpoint, tmp))
+        if improved:
+            atomic_write(out / 'best.pt', lambda tmp: torch.save(checkpoint, tmp))
+        save_learning_curve(history, out / 'learning_curve.png')
+        summary = {'data_id': manifest.data_id, 'train_worlds': train_seeds, 'val_worlds': val_seeds,
+                   'train_frames': len(train_set), 'val_frames': len(val_set),
+                   'deadband_per_m': config.deadband, 'best_val_mae': best_mae, 'history': history}
+        atomic_write_text(out / 'metrics.json', json.dumps(summary, indent=1) + '\n')
+        logger.info('epoch %d: train loss %.5f, val MAE %.4f 1/m (straight %.4f), direction '
+                    'accuracy %.3f (straight %.3f), avoid rate %.3f (expert %.3f), %.0f samples/s%s',
+                    epoch, record['train_loss'], record['val_mae'], record['val_mae_zero_baseline'],
+                    record['val_direction_accuracy'], record['val_direction_accuracy_straight_baseline'],
+                    record.get('val_avoid_rate', math.nan), record.get('val_avoid_rate_expert', math.nan),
+                    record['train_samples_per_s'], ' *best*' if improved else '')
+    if not history:
+        raise TrainingError(f'nothing to do: the checkpoint already has {start_epoch} of {epochs} epochs')
+    return json.loads((out / 'metrics.json').read_text())
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point shared by `python -m dave_models.train` and `dave train steering`."""
+    try:
+        config = config_from_args(args)
+        summary = train(config)
+    except (TrainingError, ValueError) as exc:  # DatasetError is a ValueError
+        logger.error('%s', exc)
+        return 2
+    logger.info('best held-out MAE %.4f 1/m; checkpoints in %s', summary['best_val_mae'], config.out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    return run(parser.parse_args(argv))
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
