@@ -30,6 +30,7 @@ test: setup
 bench: setup
 	mkdir -p out
 	$(DAVE) bench sim --json out/bench_sim.json
+	$(DAVE) bench models --json out/bench_models.json
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -3,6 +3,7 @@
     dave bench sim --json out/bench_sim.json       stereo pairs/s with GT (1 core, 2 cores, 640x480)
                                                    and the physics real-time factor
     dave bench sim --frames 10 --repeats 3 --json PATH      a quicker, noisier run
+    dave bench models --json out/bench_models.json  network latency at deployment size
 
 Each benchmark is one entry of BENCHMARKS (name -> how to add its options and run it); `models`
 and `stack` are added there the same way.
@@ -57,9 +58,28 @@ def _sim_run(args: argparse.Namespace) -> Figures:
     return run_sim_bench(config, env)
 
 
+def _models_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--model-dir', type=Path, default=None,
+                        help='directory with steering.onnx / traversability.onnx (default: the shipped models/)')
+    parser.add_argument('--runs', type=int, default=200, help='timed single runs per figure (default: 200)')
+
+
+def _models_run(args: argparse.Namespace) -> Figures:
+    from dave_core.model_bench import ModelBenchConfig, run_model_bench
+    from dave_core.paths import project_file
+
+    model_dir = args.model_dir or project_file('models')
+    try:
+        return run_model_bench(model_dir, ModelBenchConfig(runs=args.runs))
+    except FileNotFoundError as exc:
+        raise ValueError(str(exc)) from None
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     'sim': Benchmark('simulator: stereo pairs/s with ground truth, physics real-time factor',
                      _sim_arguments, _sim_run),
+    'models': Benchmark('networks: onnxruntime latency (1 and 2 threads), parameters, FLOPs',
+                        _models_arguments, _models_run),
 }
 
 
