@@ -3,8 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# EGL/Mesa for headless MuJoCo rendering.
-DEBS=(libegl1 libgl1 libgles2 libegl-mesa0 libgl1-mesa-dri)
+# EGL/Mesa for headless MuJoCo rendering; libsdformat12 validates the generated Gazebo SDF.
+DEBS=(libegl1 libgl1 libgles2 libegl-mesa0 libgl1-mesa-dri libsdformat12-12 sdformat-sdf)
 missing=()
 for deb in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q 'install ok installed' || missing+=("$deb")

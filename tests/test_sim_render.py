@@ -27,7 +27,8 @@ def _world_with(*obstacles: Obstacle) -> World:
 
 @pytest.fixture(scope='module')
 def start_frame():
-    with Simulator(generate_world(0), CAMERA) as sim:
+    # Flat ground: the depth test below checks the ray-plane geometry (test_sim_terrain: hills).
+    with Simulator(generate_world(0, WorldConfig(terrain_relief_m=0.0)), CAMERA) as sim:
         yield sim.render(with_gt=True)
 
 
@@ -37,9 +38,10 @@ def test_mjcf_loads_with_the_scene_contract():
     ET.fromstring(xml)  # well-formed
     model = mujoco.MjModel.from_xml_string(xml)
     n_walls = 4
-    assert model.ngeom == 1 + n_walls + len(world.obstacles) + 5  # ground, walls, obstacles, chassis + 4 wheels
+    n_parts = sum(len(o.solid_parts()) for o in world.obstacles)  # a tree is a trunk and a crown...
+    assert model.ngeom == 1 + n_walls + n_parts + 5  # ground, walls, obstacle parts, chassis + 4 wheels
     groups = model.geom_group
-    assert np.count_nonzero(groups == GeomCategory.OBSTACLE) == n_walls + len(world.obstacles)
+    assert np.count_nonzero(groups == GeomCategory.OBSTACLE) == n_walls + n_parts
     assert np.count_nonzero(groups == GeomCategory.GROUND) == 1
     assert [model.actuator(i).name for i in range(model.nu)] == list(ACTUATORS)
     assert model.opt.timestep == pytest.approx(0.005)

@@ -35,10 +35,14 @@ def _box_distance(o: Obstacle, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     return outside + inside
 
 
-# Signed distance of each footprint kind; add an entry with each new obstacle kind.
+# Signed distance to the footprint of each obstacle kind (obstacles.OBSTACLE_KINDS): boxes are
+# squares, every other kind is a circle that contains all of its parts seen from above.
 FOOTPRINTS: dict[str, Callable[[Obstacle, np.ndarray, np.ndarray], np.ndarray]] = {
     'cylinder': _cylinder_distance,
     'box': _box_distance,
+    'tree': _cylinder_distance,
+    'rock': _cylinder_distance,
+    'bush': _cylinder_distance,
 }
 
 

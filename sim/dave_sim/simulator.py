@@ -22,6 +22,8 @@ from dave_sim.camera import StereoCameraConfig
 from dave_sim.collisions import CollisionEpisodes
 from dave_sim.mjcf import CHASSIS_GEOM, LEFT_CAMERA, RIGHT_CAMERA, START_KEY, world_to_mjcf
 from dave_sim.render import StereoRenderer
+from dave_sim.ride import TerrainRide
+from dave_sim.terrain import RidePose
 from dave_sim.vehicle import VehicleConfig, VehicleState, sanitize_command, step_drive, wrap_angle
 from dave_sim.world import World
 
@@ -51,6 +53,7 @@ class Simulator:
         self.data = mujoco.MjData(self.model)
         self._start_key = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_KEY, START_KEY)
         self._chassis = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, CHASSIS_GEOM)
+        self._ride = TerrainRide(self.model, world, vehicle)
         self._renderer: StereoRenderer | None = None
         self._episodes = CollisionEpisodes()
         self.reset()
@@ -58,6 +61,7 @@ class Simulator:
     def reset(self) -> None:
         """Truck back at the start pose, at rest; time, distance and collisions back to zero."""
         mujoco.mj_resetDataKeyframe(self.model, self.data, self._start_key)
+        self._ride.update(self.data)
         mujoco.mj_forward(self.model, self.data)
         self._command = np.zeros(2)
         self._drive = np.zeros(2)
@@ -93,6 +97,7 @@ class Simulator:
         ctrl = self.data.ctrl
         ctrl[0], ctrl[1], ctrl[2] = self._drive[0], 0.0, self._drive[1]
         x0, y0 = self.data.qpos[0], self.data.qpos[1]
+        self._ride.update(self.data)  # on the ground before the step's kinematics and contacts
         mujoco.mj_step(self.model, self.data)
         self._steps += 1
         self._distance_m += math.hypot(self.data.qpos[0] - x0, self.data.qpos[1] - y0)
@@ -121,6 +126,11 @@ class Simulator:
         yaw = float(qpos[2])
         v = float(qvel[0]) * math.cos(yaw) + float(qvel[1]) * math.sin(yaw)
         return VehicleState(float(qpos[0]), float(qpos[1]), wrap_angle(yaw), v, float(qvel[2]))
+
+    @property
+    def ride(self) -> RidePose:
+        """Height [m] of the truck's ground point and its pitch and roll [rad] on the terrain."""
+        return self._ride.pose
 
     @property
     def lateral_speed_mps(self) -> float:

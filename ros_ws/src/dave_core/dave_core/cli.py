@@ -14,6 +14,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     'launch': ('dave_core.commands.launch', 'run a launch/*.launch.yaml here (no ros2 launch needed)'),
     'demo': ('dave_core.commands.demo', 'simulator + full stack in closed loop; prints and writes metrics'),
+    'world': ('dave_core.commands.world', 'write a generated world as MJCF (MuJoCo) and SDF (Gazebo)'),
     'sim': ('dave_core.commands.sim', 'the simulator as a ROS 2 node, headless'),
     'collect': ('dave_core.commands.collect', 'expert driver in the simulator, headless, writes training data (rosbag2/MCAP)'),
     'train': ('dave_core.commands.train', 'train a network (steering) with progress and plots'),
