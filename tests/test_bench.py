@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
 def test_tiny_sim_bench_writes_flat_positive_figures(tmp_path, capsys):
     path = tmp_path / 'bench' / 'sim.json'
     args = _parser().parse_args(['sim', '--frames', '2', '--repeats', '2', '--warmup', '1',
-                                 '--physics-seconds', '0.5', '--json', str(path)])
+                                 '--physics-seconds', '0.5', '--expert-worlds', '2', '--json', str(path)])
     assert bench_command.run(args) == 0
     figures = json.loads(path.read_text())
     for key in REQUIRED:
@@ -33,6 +33,9 @@ def test_tiny_sim_bench_writes_flat_positive_figures(tmp_path, capsys):
     assert figures['physics_dt_s'] == pytest.approx(0.005)
     assert figures['lp_num_threads'] == '1'
     assert figures['render_ms_stereo_with_gt_320x240'] > 0 and figures['render_ms_stereo_rgb_320x240'] > 0
+    assert figures['expert_worlds'] == 2
+    assert 0.0 <= figures['expert_collision_free_pct'] <= 100.0
+    assert figures['expert_goal_reached_pct'] in (0.0, 50.0, 100.0)
     assert 'stereo_pairs_per_s_320x240' in capsys.readouterr().out
 
 

@@ -41,6 +41,8 @@ class SimBenchConfig:
     world_seed: int = 0
     camera_rate_hz: float = 15.0
     timeout_s: float = 600.0  # per measurement process
+    expert_worlds: int = 20  # worlds (seeds 0..N-1) the expert drives for its success rate; 0 skips
+    expert_limit_s: float = 90.0  # sim seconds an expert drive may take before it counts as failed
 
     def __post_init__(self) -> None:
         for name in ('frames', 'repeats', 'world_seed'):
@@ -50,7 +52,9 @@ class SimBenchConfig:
                                  f'got {value!r}')
         if isinstance(self.warmup_frames, bool) or not isinstance(self.warmup_frames, int) or self.warmup_frames < 0:
             raise ValueError(f'sim bench warmup_frames must be an integer >= 0, got {self.warmup_frames!r}')
-        for name in ('physics_s', 'camera_rate_hz', 'timeout_s'):
+        if isinstance(self.expert_worlds, bool) or not isinstance(self.expert_worlds, int) or self.expert_worlds < 0:
+            raise ValueError(f'sim bench expert_worlds must be an integer >= 0, got {self.expert_worlds!r}')
+        for name in ('physics_s', 'camera_rate_hz', 'timeout_s', 'expert_limit_s'):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f'sim bench {name} must be > 0, got {value!r}')
@@ -148,6 +152,30 @@ def _physics_worker(config: SimBenchConfig, core: int, env: Mapping[str, str], r
         results.put(('error', f'{type(exc).__name__}: {exc}'))
 
 
+def _expert_worker(config: SimBenchConfig, core: int, env: Mapping[str, str], results: Any) -> None:
+    """Process entry: the noisy expert drives worlds 0..N-1 to the goal; counts goals and collisions."""
+    try:
+        _setup_process(env, core)
+        from dave_sim.expert import ExpertDriver, NoiseConfig
+        from dave_sim.simulator import Simulator
+        from dave_sim.world import generate_world
+
+        period = 1.0 / config.camera_rate_hz
+        reached = collision_free = 0
+        for seed in range(config.expert_worlds):
+            world = generate_world(seed)
+            sim = Simulator(world)  # never renders
+            expert = ExpertDriver(world, sim.vehicle, noise=NoiseConfig(seed=seed))
+            while sim.time_s < config.expert_limit_s and not expert.reached_goal(sim.state):
+                _drive(sim, expert, period)
+            reached += expert.reached_goal(sim.state)
+            collision_free += sim.collisions == 0
+            sim.close()
+        results.put(('ok', {'reached': reached, 'collision_free': collision_free}))
+    except Exception as exc:
+        results.put(('error', f'{type(exc).__name__}: {exc}'))
+
+
 def _run_processes(ctx: Any, what: str, targets: list[tuple[Any, tuple]], results: Any,
                    timeout_s: float) -> list[dict]:
     """Start one process per (entry, args), wait for each one's result; BenchError names `what`."""
@@ -208,6 +236,11 @@ def run_sim_bench(config: SimBenchConfig = SimBenchConfig(),
     physics = _run_processes(ctx, 'real-time factor', [(_physics_worker, (config, one, env, results))],
                              results, timeout)[0]
 
+    expert = None
+    if config.expert_worlds:
+        expert = _run_processes(ctx, 'expert success', [(_expert_worker, (config, one, env, results))],
+                                results, timeout)[0]
+
     # Windows were synchronised by the barrier, so window i of both workers overlapped in time.
     aggregate = [a + b for a, b in zip(pair[0]['rates'], pair[1]['rates'])]
     figures: dict[str, float | int | str] = {
@@ -234,6 +267,11 @@ def run_sim_bench(config: SimBenchConfig = SimBenchConfig(),
         'lp_num_threads': env.get('LP_NUM_THREADS', os.environ.get('LP_NUM_THREADS', '')),
         'mujoco_version': _version('mujoco'),
     }
+    if expert is not None:
+        # Issue bar: the expert completes >= 95 % of 20 generated worlds without collision.
+        figures['expert_worlds'] = config.expert_worlds
+        figures['expert_goal_reached_pct'] = round(100.0 * expert['reached'] / config.expert_worlds, 1)
+        figures['expert_collision_free_pct'] = round(100.0 * expert['collision_free'] / config.expert_worlds, 1)
     return figures
 
 

@@ -45,13 +45,17 @@ def _sim_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f'sim seconds per real-time-factor window (default: {defaults.physics_s:g})')
     parser.add_argument('--seed', type=int, default=defaults.world_seed,
                         help=f'world seed (default: {defaults.world_seed})')
+    parser.add_argument('--expert-worlds', type=int, default=defaults.expert_worlds,
+                        help='worlds 0..N-1 the noisy expert drives to measure its goal and collision-free '
+                             f'rates; 0 skips (default: {defaults.expert_worlds})')
 
 
 def _sim_run(args: argparse.Namespace) -> Figures:
     from dave_sim.bench import SimBenchConfig, run_sim_bench
 
     config = SimBenchConfig(frames=args.frames, repeats=args.repeats, warmup_frames=args.warmup,
-                            physics_s=args.physics_seconds, world_seed=args.seed)
+                            physics_s=args.physics_seconds, world_seed=args.seed,
+                            expert_worlds=args.expert_worlds)
     # Headless GL and one llvmpipe thread, set in the measurement processes only: one process
     # is meant to use one core, and this process's environment stays as it was.
     env = {'MUJOCO_GL': os.environ.get('MUJOCO_GL', 'egl'), 'LP_NUM_THREADS': '1'}
