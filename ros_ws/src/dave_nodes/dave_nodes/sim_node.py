@@ -25,6 +25,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import UInt32
 
 from dave_nodes.conversions import camera_info_from_intrinsics, numpy_to_image
+from dave_sim.rotations import quat_from_rpy  # pure math; MuJoCo loads later, in SimNode
 from dave_nodes.params import declare_from_dataclass
 from dave_nodes.runtime import NodeStartupError, run_node
 
@@ -183,14 +184,16 @@ class SimNode(Node):
     def _publish_odom(self, stamp: Time) -> None:
         # The odom frame is the world frame of the generated world (ground truth, no drift).
         state = self.sim.state
+        ride = self.sim.ride  # the truck rides on the terrain: full 3D pose
         msg = Odometry()
         msg.header.stamp = stamp
         msg.header.frame_id = 'odom'
         msg.child_frame_id = 'base_link'
         msg.pose.pose.position.x = state.x
         msg.pose.pose.position.y = state.y
-        msg.pose.pose.orientation.z = math.sin(state.yaw / 2)
-        msg.pose.pose.orientation.w = math.cos(state.yaw / 2)
+        msg.pose.pose.position.z = ride.z
+        q = msg.pose.pose.orientation
+        q.w, q.x, q.y, q.z = quat_from_rpy(ride.roll, ride.pitch, state.yaw)
         msg.twist.twist.linear.x = state.v
         msg.twist.twist.linear.y = self.sim.lateral_speed_mps
         msg.twist.twist.angular.z = state.w
