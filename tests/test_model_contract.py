@@ -8,6 +8,7 @@ from dave_core.model_contract import (ModelContract, ModelContractError, OutputS
                                       file_sha256, load_contract, load_sidecar, sidecar_path_for,
                                       verify_onnx, write_sidecar)
 from dave_core.preprocess import PreprocessSpec
+from dave_core.segmentation import SegmentationSpec
 
 
 def _contract(onnx_sha256='0' * 64, **changes) -> ModelContract:
@@ -91,7 +92,7 @@ def _edit(sidecar, edit):
     (lambda d: d.update(channel_order=['Y', 'U', 'V']), "field 'channel_order': 3 names for 6"),
     (lambda d: d['preprocessing'].update(color_space='hsv'), "field 'preprocessing'.*color_space"),
     (lambda d: d['metrics'].update(val_mae=None), "field 'metrics'"),
-    (lambda d: d.update(task='traversability'), "field 'class_ids'"),
+    (lambda d: d.update(task='traversability', preprocessing=SegmentationSpec().to_dict()), "field 'class_ids'"),
     (lambda d: d.update(class_ids={'road': 0, 'grass': 0}), "field 'class_ids': ids are not unique"),
 ])
 def test_bad_sidecar_names_file_and_field(model_files, edit, culprit):
@@ -111,7 +112,7 @@ def test_not_json(model_files):
 
 def test_traversability_contract_with_classes_is_valid(tmp_path):
     contract = _contract(task='traversability', class_ids={'traversable': 0, 'obstacle': 1, 'unknown': 2},
-                         preprocessing={'anything': 'its own spec'})
+                         preprocessing=SegmentationSpec().to_dict())
     path = write_sidecar(contract, tmp_path / 'trav.json')
     assert load_sidecar(path).class_ids == {'traversable': 0, 'obstacle': 1, 'unknown': 2}
 

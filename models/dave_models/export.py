@@ -23,6 +23,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import onnx
@@ -121,6 +122,7 @@ def build_contract(checkpoint: dict, config: SteeringNetConfig, name: str,
         outputs=tuple(OutputSpec(n, (1, 1), 'float32', *OUTPUT_MEANING[n]) for n in config.output_names()),
         channel_order=spec.channel_names(), preprocessing=spec.to_dict(), opset=OPSET,
         onnx_sha256=onnx_sha256, training_data_id=str(checkpoint['data_id']), metrics=metrics,
+        camera=dict(checkpoint.get('camera') or {}),  # absent in checkpoints older than the field
         created_by=f'dave_models {_version()} export.py (torch {torch.__version__}, '
                    f'onnx {onnx.__version__})')
 
@@ -190,10 +192,144 @@ def _parity(model: SteeringNet, path: Path, config: SteeringNetConfig,
     return worst
 
 
+# ---------------------------------------------------------------- traversability
+
+# Logits are ~1-20 in magnitude; 1e-3 absolute is far below any margin between classes, and the
+# argmax (what the stack publishes) must agree on all but a few tie pixels.
+SEGMENTATION_PARITY_ATOL = 1e-3
+SEGMENTATION_PARITY_RTOL = 1e-3
+SEGMENTATION_MAX_ARGMAX_MISMATCH = 1e-3  # share of pixels
+
+
+def _traversability_parity(model: torch.nn.Module, path: Path, shape: tuple[int, ...],
+                           generator: torch.Generator) -> float:
+    """Max |onnxruntime - torch| of the logits over random inputs; ExportError beyond tolerance."""
+    import onnxruntime as ort
+
+    from dave_core.segmentation import IMAGE_INPUT, LOGITS_OUTPUT
+
+    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    worst = 0.0
+    for _ in range(PARITY_SAMPLES):
+        x = torch.randn(*shape, generator=generator)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        actual = session.run([LOGITS_OUTPUT], {IMAGE_INPUT: x.numpy()})[0]
+        if actual.shape != expected.shape:
+            raise ExportError(f'{path}: output {LOGITS_OUTPUT!r} has shape {actual.shape}, torch '
+                              f'gives {expected.shape}')
+        if not np.allclose(actual, expected, atol=SEGMENTATION_PARITY_ATOL, rtol=SEGMENTATION_PARITY_RTOL):
+            raise ExportError(f'{path}: output {LOGITS_OUTPUT!r} differs from torch by '
+                              f'{np.max(np.abs(actual - expected)):.3g} (tolerance '
+                              f'{SEGMENTATION_PARITY_ATOL} + {SEGMENTATION_PARITY_RTOL} x |value|)')
+        mismatch = float(np.mean(actual.argmax(1) != expected.argmax(1)))
+        if mismatch > SEGMENTATION_MAX_ARGMAX_MISMATCH:
+            raise ExportError(f'{path}: onnxruntime and torch pick different classes on '
+                              f'{mismatch:.2%} of the pixels')
+        worst = max(worst, float(np.max(np.abs(actual - expected))))
+    return worst
+
+
+def export_traversability_checkpoint(checkpoint_path: str | os.PathLike, onnx_path: str | os.PathLike,
+                                     seed: int = 0) -> ExportReport:
+    """Export a traversability checkpoint: ONNX, checker, parity, sidecar, reload as the stack does."""
+    from dave_core.segmentation import (CLASS_IDS, IMAGE_INPUT, LOGITS_OUTPUT, TRAVERSABILITY_TASK,
+                                        SegmentationSpec)
+    from dave_models.traversability_net import TraversabilityNet, TraversabilityNetConfig
+    from dave_models.traversability_train import CHECKPOINT_FORMAT as TRAVERSABILITY_FORMAT
+
+    checkpoint = _read_checkpoint(checkpoint_path)
+    if checkpoint.get('format') != TRAVERSABILITY_FORMAT:
+        raise ExportError(f'{checkpoint_path}: not a {TRAVERSABILITY_FORMAT} (key \'format\')')
+    config = TraversabilityNetConfig.from_dict(checkpoint['model_config'])
+    spec = SegmentationSpec.from_dict(checkpoint['preprocess'])
+    model = TraversabilityNet(config)
+    model.load_state_dict(checkpoint['state_dict'])
+    model.eval()
+    onnx_path = Path(onnx_path)
+    if onnx_path.suffix != '.onnx':
+        raise ExportError(f'--out {onnx_path}: the model file name must end in .onnx')
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    shape = (1, config.in_channels, config.height, config.width)
+    generator = torch.Generator().manual_seed(seed)
+    example = torch.randn(*shape, generator=generator)
+    checked: dict[str, object] = {}
+
+    def export_and_check(tmp: Path) -> None:
+        with warnings.catch_warnings(), _quiet_logger(_TORCHVISION_NOTICE_LOGGER):
+            warnings.simplefilter('ignore', category=FutureWarning)
+            warnings.simplefilter('ignore', category=DeprecationWarning)
+            torch.onnx.export(model, (example,), str(tmp), dynamo=True, external_data=False,
+                              optimize=True, opset_version=OPSET, input_names=[IMAGE_INPUT],
+                              output_names=[LOGITS_OUTPUT], verbose=False)
+        onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
+        checked['max_diff'] = _traversability_parity(model, tmp, shape, generator)
+        checked['sha256'] = file_sha256(tmp)
+
+    atomic_write(onnx_path, export_and_check)
+    metrics: dict[str, float | int | str] = {
+        k: float(v) for k, v in checkpoint['metrics'].items()
+        if (k.startswith('val_') or k in ('epoch', 'train_loss')) and np.isfinite(v)}
+    metrics['val_worlds'] = ','.join(str(s) for s in checkpoint['val_seeds'])
+    metrics['train_worlds'] = len(checkpoint['train_seeds'])
+    metrics['label_source'] = str(checkpoint['label_source'])
+    contract = ModelContract(
+        name=onnx_path.stem, task=TRAVERSABILITY_TASK,
+        inputs=(TensorSpec(IMAGE_INPUT, shape, 'float32'),),
+        outputs=(OutputSpec(LOGITS_OUTPUT, (1, config.num_classes, config.height, config.width),
+                            'float32', 'per-pixel class logits at network size; argmax = class id '
+                            '(class_ids), upsample to the camera size', ''),),
+        channel_order=spec.channel_names(), preprocessing=spec.to_dict(), opset=OPSET,
+        onnx_sha256=str(checked['sha256']), training_data_id=str(checkpoint['data_id']),
+        metrics=metrics, class_ids=dict(checkpoint.get('class_ids') or CLASS_IDS),
+        camera=dict(checkpoint['camera']),
+        created_by=f'dave_models {_version()} export.py (torch {torch.__version__}, '
+                   f'onnx {onnx.__version__})')
+    sidecar = write_sidecar(contract, sidecar_path_for(onnx_path))
+    OnnxModel.load(onnx_path, expected_task=TRAVERSABILITY_TASK)
+    max_diff = float(checked['max_diff'])
+    report = ExportReport(onnx_path, sidecar, max_diff, model.num_parameters(), onnx_path.stat().st_size)
+    logger.info('exported %s (%d parameters, %.2f MiB), onnxruntime vs torch max |diff| %.2e',
+                onnx_path, report.parameters, report.size_bytes / 2**20, max_diff)
+    return report
+
+
+def _read_checkpoint(path: str | os.PathLike) -> dict:
+    """Any dave training checkpoint as a dict (tensors and plain data only: weights_only=True)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f'{path}: checkpoint not found')
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:
+        raise ExportError(f'{path}: not a readable torch checkpoint ({exc})') from None
+    if not isinstance(checkpoint, dict):
+        raise ExportError(f'{path}: not a dave training checkpoint (no dict inside)')
+    return checkpoint
+
+
+# checkpoint 'task' -> exporter. Each exporter checks its own checkpoint format.
+EXPORTERS: dict[str, Callable[..., ExportReport]] = {
+    STEERING_TASK: export_checkpoint,
+    'traversability': export_traversability_checkpoint,
+}
+
+
+def export_any(checkpoint_path: str | os.PathLike, onnx_path: str | os.PathLike,
+               seed: int = 0) -> ExportReport:
+    """Export a checkpoint of any task, chosen by its 'task' key."""
+    task = _read_checkpoint(checkpoint_path).get('task')
+    exporter = EXPORTERS.get(task)
+    if exporter is None:
+        raise ExportError(f'{checkpoint_path}: key \'task\' is {task!r}; exportable tasks: '
+                          f'{sorted(EXPORTERS)}')
+    return exporter(checkpoint_path, onnx_path, seed=seed)
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point shared by `python -m dave_models.export` and `dave export`."""
     try:
-        report = export_checkpoint(args.checkpoint, args.out)
+        report = export_any(args.checkpoint, args.out)
     except (ExportError, ValueError, *MODEL_LOAD_ERRORS) as exc:
         logger.error('%s', exc)
         return 2

@@ -23,6 +23,7 @@ setup(
             'steering_node = dave_nodes.steering_node:main',
             'command_node = dave_nodes.command_node:main',
             'stereo_camera_node = dave_nodes.stereo_camera_node:main',
+            'traversability_node = dave_nodes.traversability_node:main',
         ],
     },
 )

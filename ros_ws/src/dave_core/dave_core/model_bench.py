@@ -124,6 +124,13 @@ def _steering_runner(path: Path) -> Callable[[np.ndarray, np.ndarray], object]:
     return SteeringPredictor.load(path).predict
 
 
+def _traversability_runner(path: Path) -> Callable[[np.ndarray, np.ndarray], object]:
+    from dave_core.segmentation import TraversabilitySegmenter
+    segmenter = TraversabilitySegmenter.load(path)
+    return lambda left, _right: segmenter.segment(left)  # the segmenter looks at the left image
+
+
 PAIR_RUNNERS: dict[str, Callable[[Path], Callable[[np.ndarray, np.ndarray], object]]] = {
     'steering': _steering_runner,
+    'traversability': _traversability_runner,
 }

@@ -54,10 +54,16 @@ def _steering_preprocessing(data: Mapping[str, Any]) -> None:
     PreprocessSpec.from_dict(data)
 
 
-# task -> validator of its `preprocessing` dict (raises ValueError). Traversability registers
-# its own when its preprocessing is defined; until then any mapping is accepted for it.
+def _traversability_preprocessing(data: Mapping[str, Any]) -> None:
+    # Imported here: dave_core.segmentation imports the ONNX runner, which imports this module.
+    from dave_core.segmentation import SegmentationSpec
+    SegmentationSpec.from_dict(data)
+
+
+# task -> validator of its `preprocessing` dict (raises ValueError).
 PREPROCESSING_VALIDATORS: dict[str, Callable[[Mapping[str, Any]], None]] = {
     'steering': _steering_preprocessing,
+    'traversability': _traversability_preprocessing,
 }
 
 

@@ -2,6 +2,7 @@
 
     dave train steering --data out/data/steering_v1 --out out/train/steering_v1 --val-seeds 30-35
     dave train steering --data DIR --out DIR --dry-run     # quick end-to-end check
+    dave train traversability --data out/collect/trav_v1 --out out/train/trav_v1 --labels gt
 
 Outputs in --out: last.pt, best.pt, metrics.json, learning_curve.png. Export with `dave export`.
 """
@@ -12,10 +13,11 @@ import importlib
 import logging
 
 # task -> (torch-free module with add_arguments, trainer module with run(args), help).
-# A new task (traversability) adds one line here.
 TASKS: dict[str, tuple[str, str, str]] = {
     'steering': ('dave_models.train_config', 'dave_models.train',
                  'the stereo steering ConvNet (curvature from a stereo pair)'),
+    'traversability': ('dave_models.traversability_train_config', 'dave_models.traversability_train',
+                       'the traversability ConvNet (per-pixel classes of the left image)'),
 }
 
 

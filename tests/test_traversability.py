@@ -1,0 +1,263 @@
+"""Traversability: data from `dave collect` bags, dry-run training, ONNX export parity,
+argmax postprocessing, and the node publishing /traversability/labels in a real rclpy graph.
+
+One tiny collection (3 worlds, 160x120, 0.8 s each) feeds everything, so the file stays fast.
+"""
+import json
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from dave_core import recording as rec
+from dave_core.model_contract import ModelContractError, load_sidecar, sidecar_path_for
+from dave_core.segmentation import (CLASS_IDS, SegmentationSpec, TraversabilitySegmenter,
+                                    labels_from_logits, preprocess_left)
+from dave_models.export import ExportError, export_any
+from dave_models.traversability_data import (TraversabilityDataError, build_dataset, find_bags,
+                                             read_bag)
+from dave_models.traversability_net import TraversabilityNet, TraversabilityNetConfig
+from dave_models.traversability_train import confusion_matrix, iou_metrics, main as train_main
+from dave_sim.camera import StereoCameraConfig
+from dave_sim.collect import CollectConfig, collect
+
+SEEDS = [3, 4, 5]
+CAMERA = StereoCameraConfig(width=160, height=120)
+FRAMES = 12  # 0.8 s at 15 Hz
+
+
+@pytest.fixture(scope='module')
+def collection(tmp_path_factory):
+    out = tmp_path_factory.mktemp('collect')
+    config = CollectConfig(duration_s=0.8, camera=CAMERA)
+    collect(out, SEEDS, config, workers=1, worker_env={'LP_NUM_THREADS': '1'}, progress=False)
+    return out
+
+
+@pytest.fixture(scope='module')
+def trained(collection, tmp_path_factory):
+    """A dry-run checkpoint and its export: (training dir, onnx path)."""
+    out = tmp_path_factory.mktemp('train')
+    code = train_main(['--data', str(collection), '--out', str(out / 'run'), '--val-seeds', '5',
+                       '--batch-size', '8', '--dry-run'])
+    assert code == 0
+    onnx_path = out / 'traversability.onnx'
+    export_any(out / 'run' / 'last.pt', onnx_path)
+    return out / 'run', onnx_path
+
+
+# ---------------------------------------------------------------- data
+
+def test_dataset_pairs_every_image_with_its_labels_and_splits_by_world(collection, tmp_path):
+    data = build_dataset(collection, tmp_path / 'cache')
+    assert len(data) == FRAMES * len(SEEDS)
+    assert data.images.shape == (len(data), 120, 160, 3) and data.images.dtype == np.uint8
+    assert data.labels.shape == (len(data), 120, 160) and set(np.unique(data.labels)) <= {0, 1, 2}
+    assert data.world_seeds == SEEDS and data.camera_size == (160, 120)
+    # GT labels of the simulator: sky (2) on top, ground (0) at the bottom of every frame.
+    assert np.mean(data.labels[:, 0] == 2) > 0.9 and np.mean(data.labels[:, -1] == 0) > 0.9
+    held = data.select([5])
+    assert len(held) == FRAMES and set(held.world_seed) == {5}
+    # Second build: same content from the cache, without touching the bags.
+    cached = sorted((tmp_path / 'cache').glob('*.npz'))
+    assert len(cached) == len(SEEDS)
+    mtimes = [p.stat().st_mtime_ns for p in cached]
+    again = build_dataset(collection, tmp_path / 'cache')
+    assert again.data_id == data.data_id and [p.stat().st_mtime_ns for p in cached] == mtimes
+    np.testing.assert_array_equal(again.labels, data.labels)
+
+
+def test_dataset_resizes_labels_without_blending_classes(collection):
+    bag = find_bags(collection)[0]
+    images, labels, camera = read_bag(bag, SegmentationSpec(height=60, width=80))
+    assert camera == (160, 120) and images.shape == (FRAMES, 60, 80, 3)
+    assert set(np.unique(labels)) <= {0, 1, 2}
+
+
+def _bag(path, left_size, label_size, stamps=(1_000_000_000,)):
+    with rec.RecordingWriter(path, (rec.LEFT_IMAGE, rec.GT_LABELS), compress=False) as writer:
+        for ns in stamps:
+            writer.write(rec.LEFT_IMAGE, rec.image_msg(np.zeros(left_size[::-1] + (3,), np.uint8), 'rgb8',
+                                                       ns, rec.LEFT_OPTICAL_FRAME), ns)
+            writer.write(rec.GT_LABELS, rec.image_msg(np.zeros(label_size[::-1], np.uint8), 'mono8',
+                                                      ns + 1, rec.LEFT_OPTICAL_FRAME), ns)
+
+
+def test_dataset_errors_name_the_culprit(tmp_path, collection):
+    with pytest.raises(TraversabilityDataError, match='no rosbag2 recordings'):
+        build_dataset(tmp_path, tmp_path / 'cache')
+    # Labels whose stamps match no image: no samples, and the bag is named.
+    _bag(tmp_path / 'bags' / 'seed_000001', (32, 24), (32, 24))
+    with pytest.raises(TraversabilityDataError, match=r'seed_000001: no samples'):
+        build_dataset(tmp_path / 'bags', tmp_path / 'cache')
+    with rec.RecordingWriter(tmp_path / 'sizes' / 'seed_000002', (rec.LEFT_IMAGE, rec.GT_LABELS),
+                             compress=False) as writer:
+        writer.write(rec.LEFT_IMAGE, rec.image_msg(np.zeros((24, 32, 3), np.uint8), 'rgb8', 5, 'f'), 5)
+        writer.write(rec.GT_LABELS, rec.image_msg(np.zeros((12, 16), np.uint8), 'mono8', 5, 'f'), 5)
+    with pytest.raises(TraversabilityDataError, match=r'seed_000002: .*32x24 but the labels are 16x12'):
+        build_dataset(tmp_path / 'sizes', tmp_path / 'cache')
+    # A corrupted cache file (NaN where pixels should be) is named, not silently trained on.
+    cache = tmp_path / 'good_cache'
+    build_dataset(collection, cache)
+    victim = sorted(cache.glob('*.npz'))[0]
+    with np.load(victim) as data:
+        arrays = dict(data)
+    arrays['images'] = np.full(arrays['images'].shape, np.nan, np.float32)
+    np.savez(victim, **arrays)
+    with pytest.raises(TraversabilityDataError, match=f'{victim.name}: images contain NaN'):
+        build_dataset(collection, cache)
+
+
+# ---------------------------------------------------------------- metrics and postprocessing
+
+def test_iou_of_a_known_confusion():
+    target = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    predicted = np.array([0, 0, 0, 1, 1, 0, 2, 2])
+    m = iou_metrics(confusion_matrix(predicted, target))
+    assert m['iou_traversable'] == pytest.approx(3 / 5)  # tp 3, union 3 + 1 fn + 1 fp
+    assert m['iou_obstacle'] == pytest.approx(1 / 3)
+    assert m['iou_unknown'] == pytest.approx(1.0)
+    assert m['miou'] == pytest.approx((3 / 5 + 1 / 3) / 2)  # classes 0 and 1 only
+    assert m['pixel_accuracy'] == pytest.approx(6 / 8)
+
+
+def test_labels_from_logits_is_argmax_then_nearest_upsampling():
+    logits = np.zeros((3, 2, 2), np.float32)
+    logits[1, 0, 1] = 5.0  # top right: obstacle
+    logits[2, 1, :] = 1.0  # bottom row: unknown
+    logits[0, 0, 0] = 2.0  # top left: traversable
+    labels = labels_from_logits(logits[np.newaxis], 4, 6)
+    assert labels.dtype == np.uint8 and labels.shape == (4, 6)
+    np.testing.assert_array_equal(labels[:2, :3], 0)
+    np.testing.assert_array_equal(labels[:2, 3:], 1)
+    np.testing.assert_array_equal(labels[2:], 2)
+    with pytest.raises(ValueError, match='NaN'):
+        labels_from_logits(np.full((3, 2, 2), np.nan), 4, 6)
+    with pytest.raises(ValueError, match=r'shape \(2, 2\)'):
+        labels_from_logits(np.zeros((2, 2)), 4, 6)
+
+
+def test_segmentation_spec_rejects_unknown_keys_also_inside_a_sidecar(trained):
+    assert SegmentationSpec.from_dict(SegmentationSpec().to_dict()) == SegmentationSpec()
+    with pytest.raises(ValueError, match="unknown key 'crop_top'"):
+        SegmentationSpec.from_dict({'crop_top': 0.3})
+    _, onnx_path = trained
+    contract = load_sidecar(sidecar_path_for(onnx_path))
+    with pytest.raises(ModelContractError, match="field 'preprocessing': .*color_space"):
+        replace(contract, preprocessing={**contract.preprocessing, 'color_space': 'hsv'})
+
+
+# ---------------------------------------------------------------- training and export
+
+def test_dry_run_writes_checkpoint_metrics_and_curve(trained):
+    run_dir, _ = trained
+    for name in ('last.pt', 'best.pt', 'metrics.json', 'learning_curve.png'):
+        assert (run_dir / name).is_file(), name
+    summary = json.loads((run_dir / 'metrics.json').read_text())
+    assert summary['val_worlds'] == [5] and summary['train_worlds'] == [3, 4]
+    record = summary['history'][-1]
+    for key in ('val_miou', 'val_iou_traversable', 'val_iou_obstacle', 'val_iou_unknown'):
+        assert key in record
+    assert 0.0 <= record['val_pixel_accuracy'] <= 1.0 and np.isfinite(record['train_loss'])
+
+
+def test_resume_continues_the_same_run(collection, tmp_path):
+    args = ['--data', str(collection), '--out', str(tmp_path / 'run'), '--cache', str(tmp_path / 'cache'),
+            '--val-seeds', '5', '--batch-size', '8', '--no-augment']
+    assert train_main(args + ['--epochs', '1']) == 0
+    first = json.loads((tmp_path / 'run' / 'metrics.json').read_text())['history']
+    assert train_main(args + ['--epochs', '1']) == 2  # a new run must not replace last.pt
+    assert train_main(args + ['--epochs', '2', '--resume']) == 0
+    history = json.loads((tmp_path / 'run' / 'metrics.json').read_text())['history']
+    assert [h['epoch'] for h in history] == [1.0, 2.0] and history[0] == first[0]
+    assert torch.load(tmp_path / 'run' / 'last.pt', weights_only=True)['epoch'] == 2
+
+
+def test_training_accepts_only_ground_truth_labels(collection, tmp_path, caplog):
+    code = train_main(['--data', str(collection), '--out', str(tmp_path / 'x'), '--labels', 'stereo'])
+    assert code == 2 and '--labels stereo: not available yet' in caplog.text
+    assert not (tmp_path / 'x').exists()
+
+
+def test_export_matches_torch_and_carries_its_contract(trained, collection, tmp_path):
+    run_dir, onnx_path = trained
+    assert onnx_path.stat().st_size < 10 * 2**20
+    segmenter = TraversabilitySegmenter.load(onnx_path)
+    contract = segmenter.model.contract
+    assert contract.class_ids == CLASS_IDS and contract.camera == {'width': 160, 'height': 120}
+    assert contract.metrics['val_worlds'] == '5' and contract.metrics['label_source'] == 'gt'
+    checkpoint = torch.load(run_dir / 'last.pt', weights_only=True)
+    model = TraversabilityNet(TraversabilityNetConfig.from_dict(checkpoint['model_config'])).eval()
+    model.load_state_dict(checkpoint['state_dict'])
+    image = read_bag(find_bags(collection)[0], SegmentationSpec(height=120, width=160))[0][0]
+    with torch.no_grad():
+        expected = model(torch.from_numpy(preprocess_left(image, segmenter.spec)[np.newaxis]))[0].numpy()
+    np.testing.assert_allclose(segmenter.logits(image), expected, atol=1e-3, rtol=1e-3)
+    labels = segmenter.segment(image)
+    assert labels.shape == (120, 160) and labels.dtype == np.uint8
+    assert np.mean(labels == expected.argmax(0)) > 0.999
+    np.testing.assert_array_equal(segmenter.segment(np.ascontiguousarray(image[..., ::-1]), 'bgr8'), labels)
+    with pytest.raises(ValueError, match='trained on 160x120'):
+        segmenter.segment(np.zeros((240, 320, 3), np.uint8))
+    with pytest.raises(ExportError, match='not found'):
+        export_any(tmp_path / 'missing.pt', tmp_path / 'x.onnx')
+
+
+# ---------------------------------------------------------------- node
+
+@pytest.mark.ros
+def test_node_publishes_labels_with_the_image_header(trained, collection):
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+
+    from dave_nodes.conversions import image_to_numpy, numpy_to_image
+    from dave_nodes.traversability_node import TraversabilityNode
+
+    _, onnx_path = trained
+    image = read_bag(find_bags(collection)[0], SegmentationSpec(height=120, width=160))[0][0]
+    ctx = Context()
+    rclpy.init(context=ctx)
+    executor = SingleThreadedExecutor(context=ctx)
+    node = probe = None
+    try:
+        node = TraversabilityNode(context=ctx, parameter_overrides=[
+            Parameter('model_dir', value=str(onnx_path.parent))])
+        probe = rclpy.create_node('probe', context=ctx)
+        executor.add_node(node)
+        executor.add_node(probe)
+        received: list[Image] = []
+        probe.create_subscription(Image, '/traversability/labels', received.append,
+                                  QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE))
+        publisher = probe.create_publisher(Image, '/stereo/left/image_raw', qos_profile_sensor_data)
+
+        def spin_until(done, seconds, make_msg):
+            end = time.monotonic() + seconds
+            while time.monotonic() < end and not done():
+                publisher.publish(make_msg())
+                executor.spin_once(timeout_sec=0.05)
+
+        stamp = probe.get_clock().now().to_msg()
+        # A wrong-size image first: the node logs one error and keeps running.
+        spin_until(lambda: False, 0.3, lambda: numpy_to_image(np.zeros((60, 80, 3), np.uint8), 'rgb8',
+                                                             stamp, 'stereo_left_optical_frame'))
+        assert not received
+        spin_until(lambda: bool(received), 5.0,
+                   lambda: numpy_to_image(image, 'rgb8', stamp, 'stereo_left_optical_frame'))
+        assert received, 'no /traversability/labels within 5 s'
+        msg = received[0]
+        assert msg.encoding == 'mono8' and (msg.width, msg.height) == (160, 120)
+        assert msg.header.stamp == stamp and msg.header.frame_id == 'stereo_left_optical_frame'
+        labels = image_to_numpy(msg)
+        np.testing.assert_array_equal(labels, node.segmenter.segment(image))
+    finally:
+        executor.shutdown()
+        for n in (node, probe):
+            if n is not None:
+                n.destroy_node()
+        ctx.try_shutdown()
