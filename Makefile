@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DAVE := $(VENV)/bin/dave
 STAMP := $(VENV)/.dave-setup-stamp
-PACKAGES := ros_ws/src/dave_core ros_ws/src/dave_nodes sim models
+PACKAGES := ros_ws/src/dave_core ros_ws/src/dave_nodes ros_ws/src/dave_cli sim models
 DEMO_DURATION ?= 60
 DEMO_JSON ?= out/demo_metrics.json
 

@@ -23,5 +23,5 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 # torch==2.13.0 is pinned in requirements.txt: pip takes the CPU build from local disk.
 .venv/bin/python -m pip install -q -r requirements.txt
 .venv/bin/python -m pip install -q --no-deps \
-  -e ros_ws/src/dave_core -e ros_ws/src/dave_nodes -e sim -e models
+  -e ros_ws/src/dave_core -e ros_ws/src/dave_nodes -e ros_ws/src/dave_cli -e sim -e models
 echo "setup: .venv ready ($(.venv/bin/python --version)); run .venv/bin/dave --help"

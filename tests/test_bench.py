@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from dave_core.commands import bench as bench_command
+from dave_cli.commands import bench as bench_command
 from dave_sim.bench import SimBenchConfig
 
 REQUIRED = ('stereo_pairs_per_s_320x240', 'stereo_pairs_per_s_320x240_2workers', 'stereo_pairs_per_s_640x480',

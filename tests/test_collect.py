@@ -16,7 +16,7 @@ import pytest
 from rosbags.rosbag2 import Reader
 
 from dave_core import recording as rec
-from dave_core.commands import collect as collect_command
+from dave_cli.commands import collect as collect_command
 from dave_sim.camera import StereoCameraConfig
 from dave_sim.collect import (MANIFEST, CollectConfig, CollectError, EpisodeInterrupted, collect, episode_path,
                               frames_per_episode, parse_seeds, record_episode)
@@ -155,7 +155,7 @@ def test_collect_writes_bags_and_manifest_then_resumes(tmp_path):
 
 
 _CLI = ('import argparse, sys\n'
-        'from dave_core.commands import collect\n'
+        'from dave_cli.commands import collect\n'
         'parser = argparse.ArgumentParser()\n'
         'collect.add_arguments(parser)\n'
         'sys.exit(collect.run(parser.parse_args(sys.argv[1:])))\n')

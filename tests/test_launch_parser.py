@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import dave_core
-from dave_core.commands import launch as launch_command
+from dave_cli.commands import launch as launch_command
 from dave_core.launch import (LaunchError, ParameterFile, ParameterRule, declared_arguments,
                               find_node_command, find_package_share, load_launch_file,
                               parse_launch_arguments)
@@ -27,7 +27,7 @@ def test_node_command_line_is_what_ros2_launch_builds():
     processes = _by_label(load_launch_file(MAIN, {'robot': 'car'}))
     steer = processes['steer-1']
     assert steer.cmd[:2] == (sys.executable, '-c')
-    assert 'from dave_core.cli import main' in steer.cmd[2]
+    assert 'from dave_cli.cli import main' in steer.cmd[2]
     assert list(steer.cmd[3:]) == [
         '--help', '--ros-args', '-r', '__node:=steering', '-r', '__ns:=/car',
         '-p', 'seed:=7', '-p', 'gain:=0.5', '-p', 'enabled:=true', '-p', "label:='5'",
@@ -147,25 +147,25 @@ def test_parameter_rule_text_round_trips_types():
 
 def test_ament_prefix_is_searched_before_python_distributions(tmp_path):
     (tmp_path / 'share/ament_index/resource_index/packages').mkdir(parents=True)
-    for package in ('fake_pkg', 'dave_core'):
+    for package in ('fake_pkg', 'dave_cli'):
         (tmp_path / 'share/ament_index/resource_index/packages' / package).touch()
         (tmp_path / 'lib' / package).mkdir(parents=True)
     node = tmp_path / 'lib/fake_pkg/fake_node'
     node.write_text('#!/bin/sh\n')
     node.chmod(0o755)
-    (tmp_path / 'lib/dave_core/dave').write_text('#!/bin/sh\n')
-    (tmp_path / 'lib/dave_core/dave').chmod(0o755)
+    (tmp_path / 'lib/dave_cli/dave').write_text('#!/bin/sh\n')
+    (tmp_path / 'lib/dave_cli/dave').chmod(0o755)
     environ = {'AMENT_PREFIX_PATH': str(tmp_path)}
     assert find_package_share('fake_pkg', environ) == tmp_path / 'share/fake_pkg'
     assert find_node_command('fake_pkg', 'fake_node', environ) == (str(node),)
-    assert find_node_command('dave_core', 'dave', environ) == (
-        str(tmp_path / 'lib/dave_core/dave'),)
+    assert find_node_command('dave_cli', 'dave', environ) == (
+        str(tmp_path / 'lib/dave_cli/dave'),)
     with pytest.raises(LaunchError, match=r"'fake_pkg' has no executable 'x' \(it provides: "
                                           r"fake_node\)"):
         find_node_command('fake_pkg', 'x', environ)
     # Without ament the editable source directory and the console script are used.
     assert find_package_share('dave_core', {}) == DAVE_CORE_SOURCE
-    assert find_node_command('dave_core', 'dave', {})[:2] == (sys.executable, '-c')
+    assert find_node_command('dave_cli', 'dave', {})[:2] == (sys.executable, '-c')
 
 
 def test_declared_arguments_are_listed_without_evaluating():
@@ -179,7 +179,7 @@ def _write(tmp_path, text, name='bad.launch.yaml'):
     return path
 
 
-NODE = 'launch:\n- node: {pkg: dave_core, exec: dave, name: n}\n'
+NODE = 'launch:\n- node: {pkg: dave_cli, exec: dave, name: n}\n'
 BAD_INPUTS = [
     ('not_yaml', 'launch: [\n  - node: {pkg: x\n', {},
      ': malformed YAML (line 2, column 3: expected the node content'),
@@ -188,20 +188,20 @@ BAD_INPUTS = [
      ":3: action 'nod' is unknown (supported: arg, executable, group, include, let, node,"),
     ('unsupported_action', 'launch:\n- set_env: {name: A, value: b}\n', {},
      ":2: action 'set_env' is not supported by dave launch"),
-    ('unknown_attribute', 'launch:\n- node: {pkg: dave_core, exec: dave, parms: []}\n', {},
+    ('unknown_attribute', 'launch:\n- node: {pkg: dave_cli, exec: dave, parms: []}\n', {},
      ":2: node: unknown attribute 'parms' (allowed: args, cwd, emulate_tty, env, exec,"),
     ('unknown_attribute_in_disabled_group',
      "launch:\n- group:\n    if: 'false'\n    children:\n    - let: {name: a, valu: b}\n", {},
      ":5: let: unknown attribute 'valu' (allowed: if, name, unless, value)"),
     ('unknown_pkg', 'launch:\n- node: {pkg: no_such_pkg, exec: x}\n', {},
      ":2: node: package 'no_such_pkg' not found"),
-    ('unknown_exec', 'launch:\n- node: {pkg: dave_core, exec: daev}\n', {},
-     ":2: node: package 'dave_core' has no executable 'daev' (it provides: dave)"),
-    ('dict_param', 'launch:\n- node:\n    pkg: dave_core\n    exec: dave\n    param:\n'
+    ('unknown_exec', 'launch:\n- node: {pkg: dave_cli, exec: daev}\n', {},
+     ":2: node: package 'dave_cli' has no executable 'daev' (it provides: dave)"),
+    ('dict_param', 'launch:\n- node:\n    pkg: dave_cli\n    exec: dave\n    param:\n'
      '    - {name: gains, value: {p: 1}}\n', {},
      ":6: node param: param 'gains': value must be a bool, int, float, string or a list of "
      "them, got a mapping"),
-    ('mixed_list', 'launch:\n- node:\n    pkg: dave_core\n    exec: dave\n    param:\n'
+    ('mixed_list', 'launch:\n- node:\n    pkg: dave_cli\n    exec: dave\n    param:\n'
      '    - {name: mix, value: [1, a]}\n', {},
      ":6: node param: param 'mix': list items must share one type (bool, int, float or str), "
      "got int, str"),
@@ -213,11 +213,11 @@ BAD_INPUTS = [
      ":2: arg: launch argument 'm' is 'b', not one of: a"),
     ('int_default', 'launch:\n- arg: {name: seed, default: 5}\n', {},
      ":2: arg: attribute 'default' must be a string, got int 5 (quote it: '5')"),
-    ('respawn', "launch:\n- node: {pkg: dave_core, exec: dave, respawn: 'true'}\n", {},
+    ('respawn', "launch:\n- node: {pkg: dave_cli, exec: dave, respawn: 'true'}\n", {},
      ":2: node: attribute 'respawn' is not supported by dave launch"),
     ('bad_condition', "launch:\n- let: {name: a, value: b, if: maybe}\n", {},
      ":2: let: attribute 'if': condition value 'maybe' is neither true/1 nor false/0"),
-    ('duplicate_key', 'launch:\n- node:\n    pkg: dave_core\n    pkg: other\n', {},
+    ('duplicate_key', 'launch:\n- node:\n    pkg: dave_cli\n    pkg: other\n', {},
      ":4: duplicate key 'pkg'"),
     ('unset_var', 'launch:\n- let: {name: a, value: $(var nope)}\n', {},
      ":2: let: $(var nope): launch configuration 'nope' is not set"),
@@ -226,15 +226,15 @@ BAD_INPUTS = [
      "is not set"),
     ('unknown_substitution', 'launch:\n- let: {name: a, value: $(eval 1+1)}\n', {},
      ":2: let: attribute 'value': unknown substitution '$(eval 1+1)'"),
-    ('bad_node_name', 'launch:\n- node: {pkg: dave_core, exec: dave, name: 2fast}\n', {},
+    ('bad_node_name', 'launch:\n- node: {pkg: dave_cli, exec: dave, name: 2fast}\n', {},
      ":2: node: node name '2fast' is invalid"),
-    ('bad_namespace', 'launch:\n- node: {pkg: dave_core, exec: dave, namespace: a//b}\n', {},
+    ('bad_namespace', 'launch:\n- node: {pkg: dave_cli, exec: dave, namespace: a//b}\n', {},
      ":2: node: namespace '/a//b' is invalid"),
-    ('bad_output', 'launch:\n- node: {pkg: dave_core, exec: dave, output: loud}\n', {},
+    ('bad_output', 'launch:\n- node: {pkg: dave_cli, exec: dave, output: loud}\n', {},
      ":2: node: attribute 'output' must be one of screen, log, both, got 'loud'"),
     ('int_timeout', 'launch:\n- executable: {cmd: echo, sigterm_timeout: 5}\n', {},
      ":2: executable: attribute 'sigterm_timeout' must be a non-negative float (write 5.0)"),
-    ('missing_param_file', 'launch:\n- node:\n    pkg: dave_core\n    exec: dave\n    param:\n'
+    ('missing_param_file', 'launch:\n- node:\n    pkg: dave_cli\n    exec: dave\n    param:\n'
      '    - {from: $(dirname)/none.yaml}\n', {}, ':6: node param: parameter file '),
     ('include_missing', 'launch:\n- include: {file: $(dirname)/none.launch.yaml}\n', {},
      ':2: include: included file '),
@@ -267,7 +267,7 @@ def test_missing_and_non_yaml_files(tmp_path):
 
 def test_parameter_file_layout_is_checked(tmp_path):
     params = tmp_path / 'params.yaml'
-    launch_file = _write(tmp_path, 'launch:\n- node:\n    pkg: dave_core\n    exec: dave\n'
+    launch_file = _write(tmp_path, 'launch:\n- node:\n    pkg: dave_cli\n    exec: dave\n'
                                    '    param:\n    - {from: $(dirname)/params.yaml}\n')
     params.write_text('gain: 0.5\n')
     with pytest.raises(LaunchError, match=r"key 'gain' must hold 'ros__parameters'"):

@@ -21,7 +21,7 @@ FILES = Path(__file__).parent / 'launch_files'
 CHILD = Path(__file__).parent / 'fixtures' / 'launch_child.py'
 # `dave launch` exactly as the CLI runs it, without relying on its registration in cli.py.
 CLI = ('import argparse, sys\n'
-       'from dave_core.commands import launch\n'
+       'from dave_cli.commands import launch\n'
        'parser = argparse.ArgumentParser()\n'
        'launch.add_arguments(parser)\n'
        'sys.exit(launch.run(parser.parse_args(sys.argv[1:])))\n')

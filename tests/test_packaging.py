@@ -10,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {'dave_core': ROOT / 'ros_ws/src/dave_core', 'dave_nodes': ROOT / 'ros_ws/src/dave_nodes',
+            'dave_cli': ROOT / 'ros_ws/src/dave_cli',
             'dave_sim': ROOT / 'sim', 'dave_models': ROOT / 'models'}
 # Import name -> package.xml key, for every dependency that has one (ROS packages, rosdep keys).
 ROS_KEYS = {
@@ -17,7 +18,7 @@ ROS_KEYS = {
     'std_msgs': 'std_msgs', 'sensor_msgs': 'sensor_msgs', 'geometry_msgs': 'geometry_msgs',
     'nav_msgs': 'nav_msgs', 'rosgraph_msgs': 'rosgraph_msgs', 'diagnostic_msgs': 'diagnostic_msgs',
     'numpy': 'python3-numpy', 'yaml': 'python3-yaml', 'cv2': 'python3-opencv',
-    'dave_core': 'dave_core',
+    'dave_core': 'dave_core', 'dave_nodes': 'dave_nodes',
 }
 
 
@@ -71,5 +72,6 @@ def test_colcon_builds_the_workspace_like_a_robot(tmp_path):
     for name in PACKAGES:
         assert (install / name / 'share' / name / 'package.xml').is_file()
         assert (install / name / 'share/ament_index/resource_index/packages' / name).is_file()
+    assert (install / 'dave_cli/lib/dave_cli/dave').is_file()
     profiles = list(install.glob('dave_core/lib/python3*/site-packages/dave_core/config/fastdds_localhost.xml'))
     assert profiles, 'the Fast DDS profile must be installed with dave_core'

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from dave_core.commands import world as world_command
+from dave_cli.commands import world as world_command
 from dave_core.launch import load_launch_file
 from dave_sim.camera import StereoCameraConfig
 from dave_sim.rotations import quat_from_rpy
@@ -258,12 +258,13 @@ def test_gazebo_launch_starts_gz_sim_the_bridge_and_the_stack(tmp_path):
                    AMENT_PREFIX_PATH=str(prefix))
     description = load_launch_file(REPO / 'launch/gazebo.launch.yaml', {'world': '/tmp/w3/world.sdf'},
                                    environ=environ)
-    gz, bridge_process, steering, command = description.processes
+    gz, bridge_process, *stack = description.processes
     assert gz.cmd == ('gz', 'sim', '-r', '/tmp/w3/world.sdf') and gz.required
     assert bridge_process.cmd[0] == str(bridge)
     config = next(a.split(':=', 1)[1] for a in bridge_process.cmd if a.startswith('config_file:='))
     assert Path(config).resolve() == REPO / 'sim/gazebo/bridge.yaml'
-    for process in (steering, command):
+    assert [p.node.name for p in stack] == ['steering', 'traversability', 'command']
+    for process in stack:
         assert 'use_sim_time:=true' in process.cmd
 
 

@@ -26,7 +26,7 @@ from test_stereo_capture import write_side_by_side_video
 pytestmark = pytest.mark.ros
 
 ROOT = Path(__file__).resolve().parents[1]
-DAVE = [sys.executable, '-m', 'dave_core.cli']
+DAVE = [sys.executable, '-m', 'dave_cli.cli']
 
 
 def _stamp_ns(msg) -> int:

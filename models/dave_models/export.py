@@ -1,6 +1,6 @@
 """Export a steering checkpoint to ONNX as a checked artifact: model + sidecar + parity check.
 
-    python -m dave_models.export out/train/steering_v1/last.pt --out models/steering.onnx
+    dave export out/train/steering_v1/last.pt --out models/steering.onnx
     (or: dave export out/train/steering_v1/last.pt --out models/steering.onnx)
 
 Steps: torch.onnx.export -> onnx.checker (full check, with shape inference) -> onnxruntime vs
@@ -30,7 +30,6 @@ import onnx
 import torch
 
 from dave_core.atomic_file import atomic_write
-from dave_core.commands.export import add_arguments  # one definition of the flags
 from dave_core.model_contract import (ModelContract, OutputSpec, TensorSpec, file_sha256,
                                       sidecar_path_for, write_sidecar)
 from dave_core.onnx_runner import MODEL_LOAD_ERRORS, OnnxModel
@@ -327,7 +326,7 @@ def export_any(checkpoint_path: str | os.PathLike, onnx_path: str | os.PathLike,
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point shared by `python -m dave_models.export` and `dave export`."""
+    """`dave export`: export, check, write the sidecar; errors are one logged line, exit code 2."""
     try:
         report = export_any(args.checkpoint, args.out)
     except (ExportError, ValueError, *MODEL_LOAD_ERRORS) as exc:
@@ -335,15 +334,3 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logger.info('wrote %s and %s', report.onnx_path, report.sidecar_path)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
-    return run(parser.parse_args(argv))
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())

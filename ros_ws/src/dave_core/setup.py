@@ -15,11 +15,10 @@ setup(
     zip_safe=False,
     maintainer='dave developers',
     maintainer_email='dave@example.org',
-    description='ROS-free core of dave: stereo sync, command safety, ONNX runner, model contract, launch runner, the dave CLI.',
+    description='ROS-free core of dave: stereo sync, command safety, ONNX runner, model contract, recording format, launch runner.',
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'dave = dave_core.cli:main'
         ],
     },
 )

@@ -12,14 +12,14 @@ import sys
 
 # name -> (module, one-line help). Only commands that exist are listed.
 COMMANDS: dict[str, tuple[str, str]] = {
-    'launch': ('dave_core.commands.launch', 'run a launch/*.launch.yaml here (no ros2 launch needed)'),
-    'demo': ('dave_core.commands.demo', 'simulator + full stack in closed loop; prints and writes metrics'),
-    'world': ('dave_core.commands.world', 'write a generated world as MJCF (MuJoCo) and SDF (Gazebo)'),
-    'sim': ('dave_core.commands.sim', 'the simulator as a ROS 2 node, headless'),
-    'collect': ('dave_core.commands.collect', 'expert driver in the simulator, headless, writes training data (rosbag2/MCAP)'),
-    'train': ('dave_core.commands.train', 'train a network (steering) with progress and plots'),
-    'export': ('dave_core.commands.export', 'ONNX export + sidecar metadata + parity check'),
-    'bench': ('dave_core.commands.bench', 'benchmarks (figures as ratios and rates, JSON)'),
+    'launch': ('dave_cli.commands.launch', 'run a launch/*.launch.yaml here (no ros2 launch needed)'),
+    'demo': ('dave_cli.commands.demo', 'simulator + full stack in closed loop; prints and writes metrics'),
+    'world': ('dave_cli.commands.world', 'write a generated world as MJCF (MuJoCo) and SDF (Gazebo)'),
+    'sim': ('dave_cli.commands.sim', 'the simulator as a ROS 2 node, headless'),
+    'collect': ('dave_cli.commands.collect', 'expert driver in the simulator, headless, writes training data (rosbag2/MCAP)'),
+    'train': ('dave_cli.commands.train', 'train a network (steering) with progress and plots'),
+    'export': ('dave_cli.commands.export', 'ONNX export + sidecar metadata + parity check'),
+    'bench': ('dave_cli.commands.bench', 'benchmarks (figures as ratios and rates, JSON)'),
 }
 
 

@@ -1,0 +1,1 @@
+"""The `dave` command line: one entry point for every tool of the project."""
