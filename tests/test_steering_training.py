@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from dave_core.commands import export as export_command
-from dave_core.commands import train as train_command
+from dave_cli.commands import export as export_command
+from dave_cli.commands import train as train_command
 from dave_core.model_contract import load_contract
 from dave_core.onnx_runner import OnnxModel
 from dave_core.preprocess import PreprocessSpec, preprocess_stereo
@@ -40,8 +40,8 @@ def synthetic_world(seed: int, frames: int) -> Samples:
                    speed=np.full(frames, 1.0, np.float32))
 
 
-def write_dataset(root, seeds=range(4), frames=12):
-    with ShardWriter(root, {'generator': 'tests'}) as writer:
+def write_dataset(root, seeds=range(4), frames=12, source=None):
+    with ShardWriter(root, source or {'generator': 'tests'}) as writer:
         for seed in seeds:
             writer.add(synthetic_world(seed, frames))
     return root
@@ -202,6 +202,7 @@ def test_dry_run_resume_export_and_runtime(dataset, tmp_path):
     assert contract.training_data_id == resumed['data_id']
     assert contract.metrics['val_mae'] == pytest.approx(resumed['metrics']['val_mae'])
     assert contract.inputs[0].shape == (1, 6, 66, 200)
+    assert contract.camera == {}  # the synthetic data records no camera
 
     # The runtime path (sidecar spec + preprocess + ONNX) matches torch on a raw stereo pair.
     model = SteeringNet(SteeringNetConfig.from_dict(resumed['model_config']))
@@ -255,3 +256,50 @@ def test_sim_dataset_generates_deterministic_shards(tmp_path):
     assert samples.left.shape == (4, 240, 320, 3) and samples.left.dtype == np.uint8
     assert np.all(np.isfinite(samples.curvature)) and samples.speed is not None
     assert a.source['worlds'][0]['frames'] == 4 and a.source['command'] == 'test'
+
+
+def test_sidecar_carries_the_training_camera(tmp_path):
+    from dave_models.train import training_camera
+
+    camera = {'width': W, 'height': H, 'hfov_deg': 90.0, 'baseline_m': 0.12}
+    data = write_dataset(tmp_path / 'data', seeds=range(3), frames=4,
+                         source={'generator': 'tests', 'camera': camera})
+    out = tmp_path / 'train'
+    assert _run(train_command, ['steering', '--data', str(data), '--out', str(out), '--dry-run',
+                                '--batch-size', '4', '--threads', '1', '--val-seeds', '2']) == 0
+    export_checkpoint(out / 'last.pt', tmp_path / 'steering.onnx')
+    contract = load_contract(tmp_path / 'steering.onnx', expected_task='steering')
+    assert contract.camera == {'width': W, 'height': H, 'fx': pytest.approx(W / 2), 'baseline_m': 0.12}
+    assert training_camera({'camera': {'width': 320}}) == {}  # incomplete: no camera check
+
+
+def test_sim_dataset_expert_registry(tmp_path):
+    pytest.importorskip('mujoco')
+    from dave_models.sim_dataset import EXPERTS, SimDatasetConfig, generate
+
+    assert set(EXPERTS) == {'reactive', 'planner'} and SimDatasetConfig().expert == 'reactive'
+    with pytest.raises(ValueError, match="expert 'astar' unknown"):
+        SimDatasetConfig(expert='astar')
+    config = SimDatasetConfig(frames_per_world=3, expert='planner')
+    manifest = load_manifest(generate([2], tmp_path / 'planner', config, 'test'))
+    assert manifest.source['config']['expert'] == 'planner'
+    assert read_shard(manifest, manifest.shards[0]).curvature.shape == (3,)
+
+
+def test_merge_gives_the_data_id_of_one_run_and_refuses_overlaps(tmp_path):
+    from dave_models.datasets import main as datasets_main
+    from dave_models.datasets import merge_datasets
+
+    camera = {'width': W, 'height': H}
+    whole = load_manifest(write_dataset(tmp_path / 'whole', seeds=range(4), frames=3, source={'camera': camera}))
+    write_dataset(tmp_path / 'a', seeds=range(2), frames=3, source={'camera': camera})
+    write_dataset(tmp_path / 'b', seeds=range(2, 4), frames=3, source={'camera': camera})
+    merged = merge_datasets([tmp_path / 'a', tmp_path / 'b'], tmp_path / 'ab')
+    assert merged.data_id == whole.data_id and merged.world_seeds == (0, 1, 2, 3)
+    reloaded = load_manifest(tmp_path / 'ab')
+    assert reloaded.source['camera'] == camera and len(reloaded.source['merged_from']) == 2
+    assert np.array_equal(read_shard(reloaded, reloaded.shards[3]).left,
+                          read_shard(whole, whole.shards[3]).left)
+    with pytest.raises(DatasetError, match='world seed 0 is also in'):
+        merge_datasets([tmp_path / 'a', tmp_path / 'whole'], tmp_path / 'bad')
+    assert datasets_main(['merge', str(tmp_path / 'a'), str(tmp_path / 'a'), '--out', str(tmp_path / 'c')]) == 2

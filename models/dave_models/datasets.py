@@ -161,6 +161,15 @@ class ShardWriter:
         self.shards.append(info)
         return info
 
+    def add_shard_file(self, shard: ShardInfo, data: bytes) -> ShardInfo:
+        """Write the bytes of an already checked shard (from another data set) as the next shard."""
+        if hashlib.sha256(data).hexdigest() != shard.sha256:
+            raise DatasetError(f'{shard.file}: bytes do not match sha256 {shard.sha256[:12]}...')
+        info = ShardInfo(f'shard_{len(self.shards):05d}.npz', shard.num_samples, shard.world_seeds, shard.sha256)
+        atomic_write_bytes(self.root / info.file, data)
+        self.shards.append(info)
+        return info
+
     def close(self) -> Manifest:
         """Write manifest.json atomically; a directory without it is not a data set."""
         if not self.shards:
@@ -239,6 +248,39 @@ def load_manifest(root: str | os.PathLike) -> Manifest:
         raise DatasetError(f'{path}: key \'data_id\' is {manifest.data_id!r} but the shard hashes '
                            f'give {expected!r}')
     return manifest
+
+
+def merge_datasets(roots: Sequence[str | os.PathLike], out: str | os.PathLike) -> Manifest:
+    """Concatenate data sets with disjoint world seeds into `out` (new or empty), shards unchanged.
+
+    Shard bytes are copied as they are, so merging the outputs of `sim_dataset --seeds 0-47` and
+    `--seeds 48-95` gives the data_id of one `--seeds 0-95` run. The camera is kept in the
+    merged source only when every input recorded the same one.
+    """
+    manifests = [load_manifest(root) for root in roots]
+    if len(manifests) < 2:
+        raise DatasetError('merge: give at least two data sets')
+    seen: dict[int, Path] = {}
+    for m in manifests:
+        if (m.image_height, m.image_width) != (manifests[0].image_height, manifests[0].image_width):
+            raise DatasetError(f'{m.root}: image size {m.image_width}x{m.image_height} differs from '
+                               f'{manifests[0].root}\'s {manifests[0].image_width}x{manifests[0].image_height}')
+        for seed in m.world_seeds:
+            if seed in seen:
+                raise DatasetError(f'{m.root}: world seed {seed} is also in {seen[seed]}')
+            seen[seed] = m.root
+    cameras = [m.source.get('camera') for m in manifests]
+    source: dict[str, Any] = {'generator': 'dave_models.datasets.merge_datasets',
+                              'merged_from': [{'dir': str(m.root), 'data_id': m.data_id, 'source': m.source}
+                                              for m in manifests]}
+    if cameras[0] is not None and all(c == cameras[0] for c in cameras):
+        source['camera'] = cameras[0]
+    writer = ShardWriter(out, source)
+    writer.image_size = (manifests[0].image_height, manifests[0].image_width)
+    for m in manifests:
+        for shard in m.shards:
+            writer.add_shard_file(shard, (m.root / shard.file).read_bytes())
+    return writer.close()
 
 
 def read_shard(manifest: Manifest, shard: ShardInfo) -> Samples:
@@ -355,3 +397,31 @@ def load_cached(manifest: Manifest, spec: PreprocessSpec, world_seeds: Iterable[
                      right=np.concatenate([p.right for p in parts]),
                      curvature=np.concatenate([p.curvature for p in parts]),
                      world_seed=np.concatenate([p.world_seed for p in parts]), **optional)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m dave_models.datasets merge --out DIR A B ...`: see merge_datasets."""
+    import argparse
+    import logging
+
+    parser = argparse.ArgumentParser(prog='python -m dave_models.datasets',
+                                     description='Tools for steering shard directories.')
+    commands = parser.add_subparsers(dest='command', required=True)
+    merge = commands.add_parser('merge', help='concatenate data sets with disjoint world seeds')
+    merge.add_argument('inputs', nargs='+', help='data set directories')
+    merge.add_argument('--out', required=True, help='new directory for the merged data set')
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    log = logging.getLogger(__name__)
+    try:
+        manifest = merge_datasets(args.inputs, args.out)
+    except DatasetError as exc:
+        log.error('%s', exc)
+        return 2
+    log.info('wrote %s: %d frames, %d worlds, data_id %s', args.out, manifest.num_samples,
+             len(manifest.world_seeds), manifest.data_id)
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

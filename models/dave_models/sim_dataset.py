@@ -1,13 +1,15 @@
-"""Generate steering shards by letting the simulator's expert drive generated worlds.
+"""Generate steering shards by letting a simulator expert drive generated worlds.
 
-    python -m dave_models.sim_dataset --seeds 0-35 --frames-per-world 200 --out out/data/steering_v1
+    python -m dave_models.sim_dataset --seeds 0-47 --frames-per-world 200 --out out/data/steering_v2
 
-For each world seed: build the world and the MuJoCo simulator, and let the privileged expert
-(A* on the true obstacle map + pure pursuit) drive from start to goal. Every camera period the
-stereo pair is rendered and labelled with the expert's clean curvature and speed, while the
-command actually driven carries the expert's DART noise, so the data also shows how to recover
-from drifting off the ideal line. When the goal is reached (or an episode runs too long) the
-truck restarts from the start with a new noise seed, until the world has its frames.
+For each world seed: build the world and the MuJoCo simulator, and let an expert drive it.
+`--expert reactive` (the default, dave_sim.reactive_expert) steers around the obstacles the camera
+sees, so its labels can be learned from the images; `--expert planner` (dave_sim.expert: A* to an
+invisible goal + pure pursuit) is the first model's expert. Every camera period the stereo pair is
+rendered and labelled with the expert's clean curvature and speed, while the command actually
+driven carries DART noise, so the data also shows how to recover from small mistakes. When an
+episode ends (goal reached, or `max_episode_s`) the truck restarts from the start with a new
+noise seed, until the world has its frames.
 
 Deterministic given the seeds and options (MuJoCo and the expert are; rendered pixels depend on
 the Mesa/LLVM build, so identical bytes are guaranteed on one machine only). Needs a headless GL:
@@ -21,26 +23,63 @@ import math
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
 from dave_models.datasets import Samples, ShardWriter, parse_seed_list
 
+if TYPE_CHECKING:
+    from dave_sim.expert import ExpertCommand, NoiseConfig
+    from dave_sim.vehicle import VehicleConfig, VehicleState
+    from dave_sim.world import World
+
 logger = logging.getLogger(__name__)
+
+
+class Expert(Protocol):
+    """What the generator needs from a driver (dave_sim.expert.ExpertDriver and ReactiveExpert)."""
+
+    def command(self, state: VehicleState) -> ExpertCommand: ...
+
+    def reached_goal(self, state: VehicleState) -> bool: ...
+
+
+def _planner_expert(world: World, vehicle: VehicleConfig, cruise_speed_mps: float,
+                    noise: NoiseConfig | None) -> Expert:
+    from dave_sim.expert import ExpertDriver
+    return ExpertDriver(world, vehicle, cruise_speed_mps, noise=noise)
+
+
+def _reactive_expert(world: World, vehicle: VehicleConfig, cruise_speed_mps: float,
+                     noise: NoiseConfig | None) -> Expert:
+    from dave_sim.reactive_expert import ReactiveConfig, ReactiveExpert
+    return ReactiveExpert(world, vehicle, config=ReactiveConfig(cruise_speed_mps=cruise_speed_mps), noise=noise)
+
+
+# name -> factory(world, vehicle, cruise speed, DART noise or None)
+EXPERTS: dict[str, Callable[..., Expert]] = {
+    'reactive': _reactive_expert,
+    'planner': _planner_expert,
+}
 
 
 @dataclass(frozen=True)
 class SimDatasetConfig:
     frames_per_world: int = 200  # ~1.5 drives of a 20 m world at 10 Hz
     camera_rate_hz: float = 10.0  # sim time between frames; the stack's camera runs at 10-15 Hz
-    cruise_speed_mps: float = 1.0  # the expert's default; DAVE's truck drove at walking pace
+    cruise_speed_mps: float = 0.8  # the stack's cruise speed (launch/params/stack.yaml)
     dart_noise: bool = True  # perturb the driven command (never the label)
     max_episode_s: float = 90.0  # a drive that has not reached the goal by then restarts
+    expert: str = 'reactive'  # a key of EXPERTS
 
     def __post_init__(self) -> None:
+        if self.expert not in EXPERTS:
+            raise ValueError(f'expert {self.expert!r} unknown (known: {", ".join(EXPERTS)})')
         if self.frames_per_world < 1:
             raise ValueError(f'frames_per_world must be >= 1, got {self.frames_per_world}')
         if not self.camera_rate_hz > 0:
@@ -89,7 +128,7 @@ class WorldStats:
 def drive_world(seed: int, config: SimDatasetConfig, progress: tqdm | None = None
                 ) -> tuple[Samples, WorldStats]:
     """Frames of world `seed` labelled by the expert's clean command."""
-    from dave_sim.expert import ExpertDriver, NoiseConfig
+    from dave_sim.expert import NoiseConfig
     from dave_sim.simulator import Simulator
     from dave_sim.world import generate_world
 
@@ -103,7 +142,7 @@ def drive_world(seed: int, config: SimDatasetConfig, progress: tqdm | None = Non
             sim.reset()
             # A new noise stream per episode, so repeated drives of one world differ.
             noise = NoiseConfig(seed=seed * 1000 + episodes) if config.dart_noise else None
-            expert = ExpertDriver(world, sim.vehicle, config.cruise_speed_mps, noise=noise)
+            expert = EXPERTS[config.expert](world, sim.vehicle, config.cruise_speed_mps, noise)
             episodes += 1
             while len(curvatures) < config.frames_per_world:
                 state = sim.state
@@ -111,8 +150,8 @@ def drive_world(seed: int, config: SimDatasetConfig, progress: tqdm | None = Non
                     goals += 1
                     break
                 if sim.time_s > config.max_episode_s:
-                    logger.warning('world %d: episode %d did not reach the goal in %.0f s; restarting',
-                                   seed, episodes, config.max_episode_s)
+                    logger.info('world %d: episode %d ended after %.0f s without a goal; restarting',
+                                seed, episodes, config.max_episode_s)
                     break
                 command = expert.command(state)
                 frame = sim.render()
@@ -164,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--camera-rate-hz', type=float, default=defaults.camera_rate_hz)
     parser.add_argument('--cruise-speed', type=float, default=defaults.cruise_speed_mps)
     parser.add_argument('--no-dart-noise', action='store_true', help='drive the clean command')
+    parser.add_argument('--expert', choices=sorted(EXPERTS), default=defaults.expert,
+                        help='who drives: reactive (avoids what the camera sees) or planner (A* to a goal)')
+    parser.add_argument('--max-episode-s', type=float, default=defaults.max_episode_s,
+                        help='sim seconds before a drive restarts from the start')
     parser.add_argument('--out', required=True, help='new directory for the shards')
     args = parser.parse_args(argv)
     # The program entry point (not library code) picks headless rendering unless told otherwise.
@@ -171,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
     try:
         config = SimDatasetConfig(args.frames_per_world, args.camera_rate_hz, args.cruise_speed,
-                                  not args.no_dart_noise)
+                                  not args.no_dart_noise, args.max_episode_s, args.expert)
         seeds = parse_seed_list(args.seeds)
         command = 'python -m dave_models.sim_dataset ' + shlex.join(argv if argv is not None else sys.argv[1:])
         out = generate(seeds, args.out, config, command)

@@ -2,9 +2,10 @@
 
 The commands that produced models/steering.onnx (details in models/STEERING_MODEL_CARD.md):
 
-    python -m dave_models.sim_dataset --seeds 0-35 --frames-per-world 200 --out out/data/steering_v1
-    python -m dave_models.train --data out/data/steering_v1 --out out/train/steering_v1 --val-seeds 30-35
-    python -m dave_models.export out/train/steering_v1/last.pt --out models/steering.onnx
+    python -m dave_models.sim_dataset --seeds 0-47 --frames-per-world 200 --out out/data/steering_v2
+    python -m dave_models.train --data out/data/steering_v2 --out out/train/steering_v2 --val-seeds 40-47 \
+        --threads 1 --epochs 8
+    dave export out/train/steering_v2/last.pt --out models/steering.onnx
 
 (last.pt, not best.pt: an epoch picked on the held-out worlds would flatter their metrics.)
 
@@ -197,6 +198,23 @@ def _load_resume(config: SteeringTrainConfig, out: Path) -> dict[str, Any] | Non
     return checkpoint
 
 
+def training_camera(source: dict[str, Any]) -> dict[str, float | int]:
+    """Width, height, fx and baseline of the camera in a manifest's `source` ({} if not recorded).
+
+    sim_dataset records dave_sim.camera.StereoCameraConfig as a dict (width, height, hfov_deg,
+    baseline_m); fx follows from the width and the horizontal field of view.
+    """
+    camera = source.get('camera')
+    if not isinstance(camera, dict) or not {'width', 'height'} <= camera.keys():
+        return {}
+    out: dict[str, float | int] = {'width': int(camera['width']), 'height': int(camera['height'])}
+    if isinstance(camera.get('hfov_deg'), (int, float)):
+        out['fx'] = float(out['width'] / 2 / math.tan(math.radians(camera['hfov_deg']) / 2))
+    if isinstance(camera.get('baseline_m'), (int, float)):
+        out['baseline_m'] = float(camera['baseline_m'])
+    return out
+
+
 def train(config: SteeringTrainConfig) -> dict[str, Any]:
     """Run training as configured; returns the summary also written to OUT/metrics.json."""
     torch.set_num_threads(config.threads)
@@ -303,6 +321,7 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
             'history': history, 'best_val_mae': best_mae, 'data_id': manifest.data_id,
             'data_dir': str(Path(config.data).resolve()), 'train_seeds': train_seeds,
             'val_seeds': val_seeds, 'deadband': config.deadband, 'train_config': asdict(config),
+            'camera': training_camera(manifest.source),
             'created_by': f'dave_models {_version()} train.py (torch {torch.__version__})',
         }
         atomic_write(out / 'last.pt', lambda tmp: torch.save(checkpoint, tmp))

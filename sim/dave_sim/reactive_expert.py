@@ -1,0 +1,284 @@
+"""A reactive expert whose commands are explained by what the stereo camera sees.
+
+The planner expert (expert.py) steers along an A* route to a goal the camera never sees, so its
+labels cannot be learned from images. This one drives like DAVE's human trainer: it looks ahead
+within the camera's field of view and range, and steers around what is there. Each command:
+
+1. `scan`: cast rays over the camera's horizontal field of view on the world's true obstacle
+   distance field; the first surface each ray meets (within `range_m`) is a visible obstacle point.
+   Obstacles behind others, beside the truck or beyond the range are not used. The arena border
+   counts only when the world has visible walls.
+2. `evaluate_arcs` + `choose_arc`: for a fan of constant-curvature arcs, measure the free
+   distance along each arc: how far the truck's centre can go before its inflated footprint
+   touches a visible point or leaves the seen field of view (unknown is not free). The best arc
+   maximizes free distance plus a small bonus for clearance, minus small penalties on curvature
+   (prefer straight) and on the change from the previous arc.
+3. Speed follows the free distance; with every arc blocked the truck turns in place, keeping
+   the direction it chose until an arc opens again.
+
+The clean command is the label; the driven command may carry DART noise (expert.NoiseConfig).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from dave_sim.camera import StereoCameraConfig
+from dave_sim.expert import ExpertCommand, NoiseConfig
+from dave_sim.occupancy import FOOTPRINTS, DistanceGrid
+from dave_sim.vehicle import VehicleConfig, VehicleState
+from dave_sim.world import World
+
+
+@dataclass(frozen=True)
+class ReactiveConfig:
+    """Perception range, arc fan and speed policy; defaults suit the 0.5 m truck at walking pace."""
+
+    cruise_speed_mps: float = 0.8  # the stack's cruise speed (launch/params/stack.yaml)
+    range_m: float = 7.0  # stereo on a 12 cm baseline is reliable to a few metres; 7 m is generous
+    n_rays: int = 121  # ~0.7 deg apart over 85 deg: 9 cm between rays at 7 m
+    n_arcs: int = 21  # odd, so the straight arc is in the fan
+    max_curvature_per_m: float = 1.5  # 0.67 m radius: sharp enough to dodge a 1 m wide rock
+    horizon_m: float = 3.5  # arc length evaluated: ~4 s at cruise speed
+    arc_step_m: float = 0.05
+    margin_m: float = 0.15  # kept between the footprint circle and an obstacle surface
+    # Arc samples closer than this to the truck are "known" even outside the field of view (they
+    # were seen a moment ago and the footprint is already there).
+    near_field_m: float = 0.4
+    straight_weight: float = 0.12  # score cost of the sharpest arc relative to a full free horizon
+    smooth_weight: float = 0.06  # score cost of swinging from one end of the fan to the other
+    clearance_weight: float = 0.05  # score bonus of passing clearance_cap_m or more from obstacles
+    clearance_cap_m: float = 1.0
+    stop_distance_m: float = 0.5  # best free distance below this: turn in place
+    slow_distance_m: float = 2.0  # free distance below this: slow down (linearly to min_speed)
+    min_speed_mps: float = 0.25
+    turn_in_place_rps: float = 1.0
+    grid_resolution_m: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ('cruise_speed_mps', 'range_m', 'max_curvature_per_m', 'horizon_m', 'arc_step_m',
+                     'stop_distance_m', 'slow_distance_m', 'min_speed_mps', 'turn_in_place_rps',
+                     'grid_resolution_m', 'clearance_cap_m'):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f'reactive expert config {name!r} must be > 0, got {value!r}')
+        for name in ('margin_m', 'near_field_m', 'straight_weight', 'smooth_weight', 'clearance_weight'):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f'reactive expert config {name!r} must be >= 0, got {value!r}')
+        if self.n_rays < 2:
+            raise ValueError(f'reactive expert config n_rays must be >= 2, got {self.n_rays}')
+        if self.n_arcs < 3 or self.n_arcs % 2 == 0:
+            raise ValueError(f'reactive expert config n_arcs must be odd and >= 3, got {self.n_arcs}')
+        if self.slow_distance_m <= self.stop_distance_m:
+            raise ValueError(f'reactive expert config slow_distance_m ({self.slow_distance_m}) must exceed '
+                             f'stop_distance_m ({self.stop_distance_m})')
+
+    @property
+    def curvatures(self) -> np.ndarray:
+        """The arc fan [1/m], symmetric, from right (-) to left (+), with 0 in the middle."""
+        return np.linspace(-self.max_curvature_per_m, self.max_curvature_per_m, self.n_arcs)
+
+
+@dataclass(frozen=True)
+class ArcChoice:
+    """The chosen arc and the speeds that drive it."""
+
+    curvature: float  # [1/m], + = left; +-max_curvature while turning in place
+    free_m: float  # free distance along the chosen arc
+    v: float  # [m/s]
+    w: float  # [rad/s]
+    turning_in_place: bool
+
+
+def visible_distance_grid(world: World, resolution: float) -> DistanceGrid:
+    """Distance to the nearest obstacle surface, plus the arena border only if walls are built.
+
+    Without walls the border is invisible in the images, so steering at it could not be learned.
+    The grid spans the arena plus one metre, so rays crossing a wall-less border see nothing there.
+    """
+    half = world.config.half_size_m + 1.0
+    n = int(math.floor(2 * half / resolution)) + 1
+    coords = -half + np.arange(n) * resolution
+    xs, ys = np.meshgrid(coords, coords)
+    distance = np.full(xs.shape, np.inf)
+    if world.config.walls:
+        arena = world.config.half_size_m
+        distance = np.maximum(np.abs(xs), np.abs(ys))
+        distance = np.where(distance <= arena, arena - distance, 0.0)  # outside the walls is solid
+    for obstacle in world.obstacles:
+        distance = np.minimum(distance, FOOTPRINTS[obstacle.kind](obstacle, xs, ys))
+    return DistanceGrid(np.minimum(distance, 1e3).astype(np.float32), float(coords[0]), float(coords[0]),
+                        resolution)
+
+
+def scan(grid: DistanceGrid, x: float, y: float, yaw: float, hfov_deg: float, range_m: float,
+         n_rays: int) -> np.ndarray:
+    """Visible obstacle points (N, 2) in the sensor frame (x forward, y left) seen from (x, y, yaw).
+
+    Sphere tracing over the distance field: each ray advances by the distance to the nearest
+    surface, so it never steps through an obstacle and needs few steps in open space.
+    """
+    half_fov = math.radians(hfov_deg) / 2
+    bearings = np.linspace(-half_fov, half_fov, n_rays)
+    dirs = np.stack([np.cos(yaw + bearings), np.sin(yaw + bearings)], axis=1)
+    t = np.zeros(n_rays)
+    hit = np.zeros(n_rays, bool)
+    rows, cols = grid.distance.shape
+    eps = grid.resolution / 2
+    for _ in range(64):  # enough for 7 m at 0.05 m cells; rays that are still going see nothing
+        active = ~hit & (t < range_m)
+        if not active.any():
+            break
+        px, py = x + t * dirs[:, 0], y + t * dirs[:, 1]
+        col = np.clip(np.rint((px - grid.origin_x) / grid.resolution).astype(int), 0, cols - 1)
+        row = np.clip(np.rint((py - grid.origin_y) / grid.resolution).astype(int), 0, rows - 1)
+        d = grid.distance[row, col]
+        newly = active & (d < eps)
+        hit |= newly
+        t = np.where(active & ~newly, t + np.maximum(d, eps), t)
+    hit &= t < range_m
+    return np.stack([t[hit] * np.cos(bearings[hit]), t[hit] * np.sin(bearings[hit])], axis=1)
+
+
+def arc_points(curvatures: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Body-frame positions (K, S, 2) after driving `lengths` along arcs of `curvatures` from the origin."""
+    k = curvatures[:, None]
+    s = lengths[None, :]
+    ks = k * s
+    small = np.abs(k) < 1e-9
+    safe_k = np.where(small, 1.0, k)
+    x = np.where(small, s, np.sin(ks) / safe_k)
+    y = np.where(small, 0.0, (1.0 - np.cos(ks)) / safe_k)
+    return np.stack([x, y], axis=-1)
+
+
+def evaluate_arcs(points: np.ndarray, config: ReactiveConfig, footprint_radius_m: float,
+                  camera_forward_m: float, hfov_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Free arc length [m] and clearance [m] of each arc in the fan, given visible body-frame points.
+
+    An arc ends where the inflated footprint touches a visible point, or where its centre leaves
+    the seen wedge (field of view from the camera, within range) beyond the near field. The
+    clearance is the smallest gap between the footprint and a visible point along the free part,
+    capped at `clearance_cap_m`; it breaks ties towards the side away from obstacles.
+    """
+    lengths = np.arange(1, int(round(config.horizon_m / config.arc_step_m)) + 1) * config.arc_step_m
+    samples = arc_points(config.curvatures, lengths)  # (K, S, 2)
+    radius = footprint_radius_m + config.margin_m
+    # Points further than any arc sample can reach (plus the clearance cap) cannot matter.
+    reach = config.horizon_m + radius + config.clearance_cap_m
+    points = points[np.hypot(points[:, 0], points[:, 1]) <= reach] if len(points) else points
+    if len(points):
+        gaps = np.linalg.norm(samples[:, :, None, :] - points[None, None, :, :], axis=-1).min(axis=2) - radius
+    else:
+        gaps = np.full(samples.shape[:2], np.inf)
+    rel_x = samples[..., 0] - camera_forward_m
+    bearing = np.arctan2(samples[..., 1], rel_x)
+    seen = ((np.abs(bearing) <= math.radians(hfov_deg) / 2) & (np.hypot(rel_x, samples[..., 1]) <= config.range_m)) \
+        | (np.hypot(samples[..., 0], samples[..., 1]) <= config.near_field_m)
+    stop = (gaps < 0) | ~seen
+    first = np.where(stop.any(axis=1), stop.argmax(axis=1), len(lengths))  # index of the first bad sample
+    before = np.arange(len(lengths))[None, :] < first[:, None]
+    clearance = np.where(before, gaps, np.inf).min(axis=1)
+    return first * config.arc_step_m, np.clip(clearance, 0.0, config.clearance_cap_m)
+
+
+def choose_arc(free: np.ndarray, clearance: np.ndarray, previous_curvature: float, config: ReactiveConfig,
+               max_yaw_rate_rps: float, turn_direction: float = 0.0) -> ArcChoice:
+    """Best arc of the fan given its free distances and clearances; turn in place when all are short.
+
+    `turn_direction` (+1 left, -1 right, 0 none) is the direction of an ongoing turn in place,
+    kept so the truck does not dither between two equally blocked sides.
+    """
+    curvatures = config.curvatures
+    k_max = config.max_curvature_per_m
+    score = (np.minimum(free, config.horizon_m) / config.horizon_m
+             + config.clearance_weight * clearance / config.clearance_cap_m
+             - config.straight_weight * np.abs(curvatures) / k_max
+             - config.smooth_weight * np.abs(curvatures - previous_curvature) / (2 * k_max))
+    best = int(np.argmax(score))
+    if free[best] < config.stop_distance_m:
+        if turn_direction == 0.0:
+            # Towards the side with more room; left on an exact tie.
+            left, right = free[curvatures > 0].sum(), free[curvatures < 0].sum()
+            turn_direction = 1.0 if left >= right else -1.0
+        w = turn_direction * min(config.turn_in_place_rps, max_yaw_rate_rps)
+        return ArcChoice(turn_direction * k_max, float(free[best]), 0.0, w, True)
+    k = float(curvatures[best])
+    fraction = (free[best] - config.stop_distance_m) / (config.slow_distance_m - config.stop_distance_m)
+    v = config.cruise_speed_mps * float(np.clip(fraction, 0.0, 1.0))
+    v = max(v, config.min_speed_mps)
+    if abs(k) > 1e-9:
+        v = min(v, max_yaw_rate_rps / abs(k))
+    return ArcChoice(k, float(free[best]), v, v * k, False)
+
+
+class DartNoise:
+    """Bounded AR(1) perturbation of a command (Laskey et al. 2017), one sample per call."""
+
+    def __init__(self, config: NoiseConfig, vehicle: VehicleConfig) -> None:
+        self.config = config
+        self.vehicle = vehicle
+        self._rng = np.random.default_rng(config.seed)
+        self._state = np.zeros(2)  # [speed, yaw rate]
+
+    def __call__(self, v: float, w: float) -> tuple[float, float]:
+        n = self.config
+        rho = n.correlation
+        innovation = self._rng.standard_normal(2) * np.array([n.speed_std_mps, n.yaw_rate_std_rps])
+        self._state = rho * self._state + math.sqrt(1 - rho * rho) * innovation
+        dv = float(np.clip(self._state[0], -n.speed_max_mps, n.speed_max_mps))
+        dw = float(np.clip(self._state[1], -n.yaw_rate_max_rps, n.yaw_rate_max_rps))
+        applied_v = min(max(v + dv, 0.0), self.vehicle.max_speed_mps) if v > 0 else 0.0
+        limit = self.vehicle.max_yaw_rate_rps
+        return applied_v, min(max(w + dw, -limit), limit)
+
+
+class ReactiveExpert:
+    """Privileged, vision-limited obstacle avoider; `command(state)` at the camera rate.
+
+    Same calling convention as expert.ExpertDriver (`command`, `reached_goal`), so data
+    generators can use either. It has no goal: it wanders and avoids, like DAVE's trainer.
+    """
+
+    def __init__(self, world: World, vehicle: VehicleConfig = VehicleConfig(),
+                 camera: StereoCameraConfig = StereoCameraConfig(), config: ReactiveConfig = ReactiveConfig(),
+                 noise: NoiseConfig | None = None) -> None:
+        if config.cruise_speed_mps > vehicle.max_speed_mps:
+            raise ValueError(f'reactive expert cruise_speed_mps {config.cruise_speed_mps} exceeds the '
+                             f'vehicle max_speed_mps {vehicle.max_speed_mps}')
+        self.world = world
+        self.vehicle = vehicle
+        self.camera = camera
+        self.config = config
+        self.grid = visible_distance_grid(world, config.grid_resolution_m)
+        self._noise = DartNoise(noise, vehicle) if noise is not None else None
+        self._previous = 0.0
+        self._turn_direction = 0.0
+        self.last_choice: ArcChoice | None = None
+
+    def reached_goal(self, state: VehicleState) -> bool:
+        """Never: the reactive expert has no goal."""
+        return False
+
+    def visible_points(self, state: VehicleState) -> np.ndarray:
+        """Obstacle points the camera sees from `state`, in the body frame (x forward, y left)."""
+        c, s = math.cos(state.yaw), math.sin(state.yaw)
+        fwd = self.camera.mount_forward_m
+        points = scan(self.grid, state.x + fwd * c, state.y + fwd * s, state.yaw, self.camera.hfov_deg,
+                      self.config.range_m, self.config.n_rays)
+        return points + np.array([fwd, 0.0])
+
+    def command(self, state: VehicleState) -> ExpertCommand:
+        """The clean reactive command (the label) and the command to drive (noisy if configured)."""
+        free, clearance = evaluate_arcs(self.visible_points(state), self.config, self.vehicle.footprint_radius_m,
+                                        self.camera.mount_forward_m, self.camera.hfov_deg)
+        choice = choose_arc(free, clearance, self._previous, self.config, self.vehicle.max_yaw_rate_rps,
+                            self._turn_direction)
+        self._turn_direction = math.copysign(1.0, choice.w) if choice.turning_in_place else 0.0
+        self._previous = choice.curvature
+        self.last_choice = choice
+        applied_v, applied_w = self._noise(choice.v, choice.w) if self._noise else (choice.v, choice.w)
+        return ExpertCommand(choice.v, choice.w, choice.curvature, applied_v, applied_w)
