@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import logging
 import os
 import warnings
@@ -37,6 +36,7 @@ from dave_core.preprocess import PreprocessSpec
 from dave_core.steering import CURVATURE_OUTPUT, SPEED_OUTPUT, STEERING_TASK, STEREO_INPUT
 from dave_models.steering_net import SteeringNet, SteeringNetConfig
 from dave_models.train import CHECKPOINT_FORMAT
+from dave_models.training import package_version
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +82,6 @@ def _quiet_logger(name: str):
         log.setLevel(previous)
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version('dave_models')
-    except importlib.metadata.PackageNotFoundError:
-        return 'unknown'
-
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a training checkpoint (tensors and plain data only: weights_only=True)."""
@@ -122,7 +116,7 @@ def build_contract(checkpoint: dict, config: SteeringNetConfig, name: str,
         channel_order=spec.channel_names(), preprocessing=spec.to_dict(), opset=OPSET,
         onnx_sha256=onnx_sha256, training_data_id=str(checkpoint['data_id']), metrics=metrics,
         camera=dict(checkpoint.get('camera') or {}),  # absent in checkpoints older than the field
-        created_by=f'dave_models {_version()} export.py (torch {torch.__version__}, '
+        created_by=f'dave_models {package_version()} export.py (torch {torch.__version__}, '
                    f'onnx {onnx.__version__})')
 
 
@@ -282,7 +276,7 @@ def export_traversability_checkpoint(checkpoint_path: str | os.PathLike, onnx_pa
         onnx_sha256=str(checked['sha256']), training_data_id=str(checkpoint['data_id']),
         metrics=metrics, class_ids=dict(checkpoint.get('class_ids') or CLASS_IDS),
         camera=dict(checkpoint['camera']),
-        created_by=f'dave_models {_version()} export.py (torch {torch.__version__}, '
+        created_by=f'dave_models {package_version()} export.py (torch {torch.__version__}, '
                    f'onnx {onnx.__version__})')
     sidecar = write_sidecar(contract, sidecar_path_for(onnx_path))
     OnnxModel.load(onnx_path, expected_task=TRAVERSABILITY_TASK)

@@ -21,7 +21,6 @@ non-finite loss stops the run before anything is saved.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import logging
 import math
@@ -42,6 +41,7 @@ from dave_models.augment import AugmentConfig, augment_pair
 from dave_models.datasets import CachedSet, load_cached, load_manifest, parse_seed_list, split_by_world
 from dave_models.steering_net import SteeringNet, SteeringNetConfig
 from dave_models.train_config import SteeringTrainConfig, add_arguments, config_from_args
+from dave_models.training import TrainingError, load_resume, package_version, train_batches
 
 logger = logging.getLogger(__name__)
 
@@ -50,15 +50,6 @@ CHECKPOINT_VERSION = 1
 DRY_RUN_BATCHES = 2
 
 
-class TrainingError(RuntimeError):
-    """Training cannot start or continue (bad resume, non-finite loss, missing labels...)."""
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version('dave_models')
-    except importlib.metadata.PackageNotFoundError:
-        return 'unknown'
 
 
 def direction_classes(curvature: np.ndarray, deadband: float) -> np.ndarray:
@@ -178,26 +169,6 @@ def evaluate(model: SteeringNet, data: CachedSet, spec: PreprocessSpec, batch_si
     return {f'val_{k}': v for k, v in metrics.items()}
 
 
-def _train_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffled batches; the ragged tail is dropped (a batch of 1 breaks BatchNorm)."""
-    order = rng.permutation(n)
-    if n <= batch_size:
-        return [order]
-    return [order[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
-
-
-def _load_resume(config: SteeringTrainConfig, out: Path) -> dict[str, Any] | None:
-    if config.resume is None:
-        return None
-    path = Path(config.resume) if config.resume else out / 'last.pt'
-    if not path.is_file():
-        raise TrainingError(f'--resume: checkpoint {path} not found')
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    if checkpoint.get('format') != CHECKPOINT_FORMAT:
-        raise TrainingError(f'--resume: {path} is not a {CHECKPOINT_FORMAT}')
-    return checkpoint
-
-
 def training_camera(source: dict[str, Any]) -> dict[str, float | int]:
     """Width, height, fx and baseline of the camera in a manifest's `source` ({} if not recorded).
 
@@ -231,7 +202,7 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
     spec = PreprocessSpec()
     net_config = SteeringNetConfig(height=spec.height, width=spec.width,
                                    predict_speed=config.predict_speed)
-    resume = _load_resume(config, out)
+    resume = load_resume(config.resume, out, CHECKPOINT_FORMAT)
     if resume is None and (out / 'last.pt').exists():
         raise TrainingError(f'--out: {out} already holds last.pt; pass --resume to continue it '
                             f'or choose another directory (a new run must not replace it)')
@@ -262,7 +233,7 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
     model = SteeringNet(net_config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     epochs = 1 if config.dry_run else config.epochs
-    steps_per_epoch = len(_train_batches(len(train_set), config.batch_size, np.random.default_rng(0)))
+    steps_per_epoch = len(train_batches(len(train_set), config.batch_size, np.random.default_rng(0)))
     if config.dry_run:
         steps_per_epoch = min(steps_per_epoch, DRY_RUN_BATCHES)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
@@ -283,7 +254,7 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
     for epoch in range(start_epoch + 1, epochs + 1):
         model.train()
         rng = np.random.default_rng([config.seed, epoch])  # per epoch: a resumed run gets the same batches
-        batches = _train_batches(len(train_set), config.batch_size, rng)[:steps_per_epoch]
+        batches = train_batches(len(train_set), config.batch_size, rng)[:steps_per_epoch]
         epoch_start = time.perf_counter()
         losses = []
         bar = tqdm(batches, desc=f'epoch {epoch}/{epochs}', unit='batch', disable=None, leave=False)
@@ -322,7 +293,7 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
             'data_dir': str(Path(config.data).resolve()), 'train_seeds': train_seeds,
             'val_seeds': val_seeds, 'deadband': config.deadband, 'train_config': asdict(config),
             'camera': training_camera(manifest.source),
-            'created_by': f'dave_models {_version()} train.py (torch {torch.__version__})',
+            'created_by': f'dave_models {package_version()} train.py (torch {torch.__version__})',
         }
         atomic_write(out / 'last.pt', lambda tmp: torch.save(checkpoint, tmp))
         if improved:

@@ -22,7 +22,6 @@ at network resolution; class 2 (sky/unknown) is reported too but is easy and say
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import logging
 import math
@@ -47,6 +46,7 @@ from dave_models.traversability_data import (NUM_CLASSES, TraversabilitySet, bui
 from dave_models.traversability_net import TraversabilityNet, TraversabilityNetConfig
 from dave_models.traversability_train_config import (TraversabilityTrainConfig, add_arguments,
                                                      config_from_args)
+from dave_models.training import TrainingError, load_resume, package_version, train_batches
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +58,6 @@ SCORED_CLASSES = (CLASS_IDS['traversable'], CLASS_IDS['obstacle'])
 CLASS_NAMES = {i: name for name, i in CLASS_IDS.items()}
 
 
-class TrainingError(RuntimeError):
-    """Training cannot start or continue (bad resume, non-finite loss...)."""
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version('dave_models')
-    except importlib.metadata.PackageNotFoundError:
-        return 'unknown'
 
 
 def confusion_matrix(predicted: np.ndarray, target: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
@@ -175,26 +166,6 @@ def evaluate(model: TraversabilityNet, data: TraversabilitySet, spec: Segmentati
     return {f'val_{k}': v for k, v in metrics.items()}
 
 
-def _train_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffled batches; the ragged tail is dropped (a batch of 1 breaks BatchNorm)."""
-    order = rng.permutation(n)
-    if n <= batch_size:
-        return [order]
-    return [order[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
-
-
-def _load_resume(config: TraversabilityTrainConfig, out: Path) -> dict[str, Any] | None:
-    if config.resume is None:
-        return None
-    path = Path(config.resume) if config.resume else out / 'last.pt'
-    if not path.is_file():
-        raise TrainingError(f'--resume: checkpoint {path} not found')
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    if not isinstance(checkpoint, dict) or checkpoint.get('format') != CHECKPOINT_FORMAT:
-        raise TrainingError(f'--resume: {path} is not a {CHECKPOINT_FORMAT}')
-    return checkpoint
-
-
 def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
     """Run training as configured; returns the summary also written to OUT/metrics.json."""
     torch.set_num_threads(config.threads)
@@ -203,7 +174,7 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
     device = torch.device(config.device)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    resume = _load_resume(config, out)
+    resume = load_resume(config.resume, out, CHECKPOINT_FORMAT)
     if resume is None and (out / 'last.pt').exists():
         raise TrainingError(f'--out: {out} already holds last.pt; pass --resume to continue it '
                             f'or choose another directory (a new run must not replace it)')
@@ -237,7 +208,7 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
     model = TraversabilityNet(net_config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     epochs = 1 if config.dry_run else config.epochs
-    steps_per_epoch = len(_train_batches(len(train_set), config.batch_size, np.random.default_rng(0)))
+    steps_per_epoch = len(train_batches(len(train_set), config.batch_size, np.random.default_rng(0)))
     if config.dry_run:
         steps_per_epoch = min(steps_per_epoch, DRY_RUN_BATCHES)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
@@ -264,7 +235,7 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
             break
         model.train()
         rng = np.random.default_rng([config.seed, epoch])  # per epoch: a resumed run gets the same batches
-        batches = _train_batches(len(train_set), config.batch_size, rng)[:steps_per_epoch]
+        batches = train_batches(len(train_set), config.batch_size, rng)[:steps_per_epoch]
         epoch_start = time.perf_counter()
         losses = []
         bar = tqdm(batches, desc=f'epoch {epoch}/{epochs}', unit='batch', disable=None, leave=False)
@@ -302,7 +273,7 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
             'val_seeds': val_seeds, 'camera': {'width': data.camera_size[0], 'height': data.camera_size[1]},
             'class_ids': dict(CLASS_IDS), 'label_source': config.labels,
             'train_minutes': train_minutes, 'train_config': asdict(config),
-            'created_by': f'dave_models {_version()} traversability_train.py (torch {torch.__version__})',
+            'created_by': f'dave_models {package_version()} traversability_train.py (torch {torch.__version__})',
         }
         atomic_write(out / 'last.pt', lambda tmp: torch.save(checkpoint, tmp))
         if improved:
