@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from dave_cli.cli import main as dave_main
 from dave_core import recording as rec
 from dave_core.model_contract import ModelContractError, load_sidecar, sidecar_path_for
 from dave_core.segmentation import (CLASS_IDS, SegmentationSpec, TraversabilitySegmenter,
@@ -19,13 +20,18 @@ from dave_models.export import ExportError, export_any
 from dave_models.traversability_data import (TraversabilityDataError, build_dataset, find_bags,
                                              read_bag)
 from dave_models.traversability_net import TraversabilityNet, TraversabilityNetConfig
-from dave_models.traversability_train import confusion_matrix, iou_metrics, main as train_main
+from dave_models.traversability_train import confusion_matrix, iou_metrics
 from dave_sim.camera import StereoCameraConfig
 from dave_sim.collect import CollectConfig, collect
 
 SEEDS = [3, 4, 5]
 CAMERA = StereoCameraConfig(width=160, height=120)
 FRAMES = 12  # 0.8 s at 15 Hz
+
+
+def train_main(argv: list[str]) -> int:
+    """`dave train traversability ARGV`, the way users run it."""
+    return dave_main(['train', 'traversability', *argv])
 
 
 @pytest.fixture(scope='module')

@@ -83,8 +83,8 @@ def _quiet_logger(name: str):
 
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a training checkpoint (tensors and plain data only: weights_only=True)."""
+def _read_checkpoint(path: str | os.PathLike) -> dict:
+    """Any dave training checkpoint as a dict (tensors and plain data only: weights_only=True)."""
     path = Path(path)
     if not path.is_file():
         raise ExportError(f'{path}: checkpoint not found')
@@ -92,7 +92,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as exc:
         raise ExportError(f'{path}: not a readable torch checkpoint ({exc})') from None
-    if not isinstance(checkpoint, dict) or checkpoint.get('format') != CHECKPOINT_FORMAT:
+    if not isinstance(checkpoint, dict):
+        raise ExportError(f'{path}: not a dave training checkpoint (no dict inside)')
+    return checkpoint
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """A steering training checkpoint; anything else is an ExportError naming the file."""
+    checkpoint = _read_checkpoint(path)
+    if checkpoint.get('format') != CHECKPOINT_FORMAT:
         raise ExportError(f'{path}: not a {CHECKPOINT_FORMAT} (key \'format\')')
     if checkpoint.get('task') != STEERING_TASK:
         raise ExportError(f'{path}: task {checkpoint.get("task")!r} cannot be exported here')
@@ -285,20 +293,6 @@ def export_traversability_checkpoint(checkpoint_path: str | os.PathLike, onnx_pa
     logger.info('exported %s (%d parameters, %.2f MiB), onnxruntime vs torch max |diff| %.2e',
                 onnx_path, report.parameters, report.size_bytes / 2**20, max_diff)
     return report
-
-
-def _read_checkpoint(path: str | os.PathLike) -> dict:
-    """Any dave training checkpoint as a dict (tensors and plain data only: weights_only=True)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ExportError(f'{path}: checkpoint not found')
-    try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as exc:
-        raise ExportError(f'{path}: not a readable torch checkpoint ({exc})') from None
-    if not isinstance(checkpoint, dict):
-        raise ExportError(f'{path}: not a dave training checkpoint (no dict inside)')
-    return checkpoint
 
 
 # checkpoint 'task' -> exporter. Each exporter checks its own checkpoint format.

@@ -3,7 +3,7 @@
 The commands that produced models/steering.onnx (details in models/STEERING_MODEL_CARD.md):
 
     python -m dave_models.sim_dataset --seeds 0-47 --frames-per-world 200 --out out/data/steering_v2
-    python -m dave_models.train --data out/data/steering_v2 --out out/train/steering_v2 --val-seeds 40-47 \
+    dave train steering --data out/data/steering_v2 --out out/train/steering_v2 --val-seeds 40-47 \
         --threads 1 --epochs 8
     dave export out/train/steering_v2/last.pt --out models/steering.onnx
 
@@ -11,7 +11,7 @@ The commands that produced models/steering.onnx (details in models/STEERING_MODE
 
 Quick end-to-end check (what CI runs on a tiny set):
 
-    python -m dave_models.train --data DIR --out DIR --dry-run
+    dave train steering --data DIR --out DIR --dry-run
 
 The same flags work as `dave train steering ...`. Outputs in --out: last.pt (every epoch),
 best.pt (lowest validation MAE), metrics.json (history), learning_curve.png. Every file is
@@ -315,7 +315,7 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point shared by `python -m dave_models.train` and `dave train steering`."""
+    """`dave train steering`: train as configured; errors are one logged line, exit code 2."""
     try:
         config = config_from_args(args)
         summary = train(config)
@@ -324,15 +324,3 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logger.info('best held-out MAE %.4f 1/m; checkpoints in %s', summary['best_val_mae'], config.out)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
-    return run(parser.parse_args(argv))
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())

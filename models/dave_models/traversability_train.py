@@ -10,7 +10,7 @@ models/TRAVERSABILITY_MODEL_CARD.md):
 
 Quick end-to-end check (what CI runs on a tiny set):
 
-    python -m dave_models.traversability_train --data DIR --out DIR --dry-run
+    dave train traversability --data DIR --out DIR --dry-run
 
 Outputs in --out: last.pt (every epoch), best.pt (highest held-out mIoU), metrics.json (history),
 learning_curve.png, cache/ (the network-size frames, unless --cache points elsewhere). Files are
@@ -295,7 +295,7 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point shared by `python -m dave_models.traversability_train` and `dave train traversability`."""
+    """`dave train traversability`: train as configured; errors are one logged line, exit code 2."""
     try:
         config = config_from_args(args)
         summary = train(config)
@@ -305,15 +305,3 @@ def run(args: argparse.Namespace) -> int:
     logger.info('best held-out mIoU (classes 0/1) %.4f; checkpoints in %s', summary['best_val_miou'],
                 config.out)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
-    return run(parser.parse_args(argv))
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())
