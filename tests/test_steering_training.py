@@ -16,9 +16,9 @@ from dave_cli.commands import train as train_command
 from dave_core.model_contract import load_contract
 from dave_core.onnx_runner import OnnxModel
 from dave_core.preprocess import PreprocessSpec, preprocess_stereo
+from dave_core.seeds import parse_seed_list
 from dave_core.steering import SteeringPredictor
-from dave_models.datasets import (DatasetError, Samples, ShardWriter, load_manifest, parse_seed_list,
-                                  read_shard, split_by_world)
+from dave_models.datasets import DatasetError, Samples, ShardWriter, load_manifest, read_shard, split_by_world
 from dave_models.export import PARITY_ATOL, ExportError, export_checkpoint
 from dave_models.steering_net import SteeringNet, SteeringNetConfig
 from dave_models.train import direction_classes, steering_metrics

@@ -310,24 +310,6 @@ def read_shard(manifest: Manifest, shard: ShardInfo) -> Samples:
     return samples
 
 
-def parse_seed_list(text: str) -> list[int]:
-    """'0-29' or '1,4,7-9' -> sorted unique seeds; a malformed item is a ValueError naming it."""
-    seeds: set[int] = set()
-    for item in str(text).split(','):
-        item = item.strip()
-        try:
-            if '-' in item[1:]:
-                split = item.index('-', 1)
-                first, last = int(item[:split]), int(item[split + 1:])
-                if last < first:
-                    raise ValueError
-                seeds.update(range(first, last + 1))
-            else:
-                seeds.add(int(item))
-        except ValueError:
-            raise ValueError(f'seed list {text!r}: cannot read {item!r} (use e.g. 0-29 or 1,4,7-9)') from None
-    return sorted(seeds)
-
 
 def split_by_world(world_seeds: Sequence[int], val_fraction: float = 0.2, seed: int = 0,
                    val_seeds: Sequence[int] | None = None) -> tuple[list[int], list[int]]:

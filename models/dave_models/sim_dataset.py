@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from dave_models.datasets import Samples, ShardWriter, parse_seed_list
-
+from dave_core.seeds import parse_seed_list
+from dave_models.datasets import Samples, ShardWriter
 if TYPE_CHECKING:
     from dave_sim.expert import ExpertCommand, NoiseConfig
     from dave_sim.vehicle import VehicleConfig, VehicleState

@@ -37,8 +37,9 @@ from tqdm import tqdm
 
 from dave_core.atomic_file import atomic_write, atomic_write_text
 from dave_core.preprocess import COLOR_SPACES, PreprocessSpec, to_network_input
+from dave_core.seeds import parse_seed_list
 from dave_models.augment import AugmentConfig, augment_pair
-from dave_models.datasets import CachedSet, load_cached, load_manifest, parse_seed_list, split_by_world
+from dave_models.datasets import CachedSet, load_cached, load_manifest, split_by_world
 from dave_models.steering_net import SteeringNet, SteeringNetConfig
 from dave_models.train_config import SteeringTrainConfig, add_arguments, config_from_args
 from dave_models.training import TrainingError, load_resume, package_version, train_batches

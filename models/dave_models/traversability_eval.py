@@ -21,7 +21,7 @@ from dave_core import recording as rec
 from dave_core.atomic_file import atomic_write_text
 from dave_core.onnx_runner import MODEL_LOAD_ERRORS
 from dave_core.segmentation import TraversabilitySegmenter
-from dave_models.datasets import parse_seed_list
+from dave_core.seeds import parse_seed_list
 from dave_models.traversability_data import (NUM_CLASSES, TraversabilityDataError, find_bags,
                                              world_seed_of)
 from dave_models.traversability_train import confusion_matrix, iou_metrics

@@ -39,8 +39,9 @@ from tqdm import tqdm
 from dave_core.atomic_file import atomic_write, atomic_write_text
 from dave_core.preprocess import COLOR_SPACES
 from dave_core.segmentation import CLASS_IDS, SegmentationSpec, image_to_input
+from dave_core.seeds import parse_seed_list
 from dave_models.augment import adjust_photometric
-from dave_models.datasets import parse_seed_list, split_by_world
+from dave_models.datasets import split_by_world
 from dave_models.traversability_data import (NUM_CLASSES, TraversabilitySet, build_dataset,
                                              class_frequencies)
 from dave_models.traversability_net import TraversabilityNet, TraversabilityNetConfig

@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from dave_core import recording as rec
 from dave_core.atomic_file import atomic_write_text
+from dave_core.seeds import parse_seed_list
 from dave_sim.camera import StereoCameraConfig
 from dave_sim.expert import ExpertCommand, ExpertConfig, NoiseConfig
 from dave_sim.vehicle import VehicleConfig
@@ -116,21 +117,11 @@ class EpisodeResult:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'A-B', 'N' or a comma list of both ('0-9,15') -> sorted unique seeds >= 0."""
-    seeds: set[int] = set()
-    for item in str(text).split(','):
-        item = item.strip()
-        first, sep, last = item.partition('-')
-        try:
-            low = int(first)
-            high = int(last) if sep else low
-        except ValueError:
-            raise CollectError(f'--seeds {text!r}: cannot read {item!r} '
-                               '(use A-B, N or a list such as 0-9,15)') from None
-        if low < 0 or high < low:
-            raise CollectError(f'--seeds {text!r}: {item!r} must be N >= 0 or A-B with 0 <= A <= B')
-        seeds.update(range(low, high + 1))
-    return sorted(seeds)
+    """`--seeds` of dave collect ('A-B', 'N' or a comma list of both); CollectError names the item."""
+    try:
+        return parse_seed_list(text, '--seeds')
+    except ValueError as exc:
+        raise CollectError(str(exc)) from None
 
 
 def frames_per_episode(config: CollectConfig) -> int:
