@@ -14,7 +14,6 @@ import pytest
 import rclpy
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
-from rclpy.context import Context
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
@@ -31,16 +30,6 @@ DAVE = [sys.executable, '-m', 'dave_cli.cli']
 
 def _stamp_ns(msg) -> int:
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-
-
-@pytest.fixture
-def context():
-    ctx = Context()
-    rclpy.init(context=ctx)
-    try:
-        yield ctx
-    finally:
-        ctx.try_shutdown()
 
 
 def _spin_until(node, predicate, timeout_s: float, runner: LaunchRunner) -> None:

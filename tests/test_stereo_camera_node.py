@@ -23,16 +23,6 @@ pytestmark = pytest.mark.ros
 EYE_W, EYE_H = 160, 120
 
 
-@pytest.fixture
-def context():
-    ctx = Context()
-    rclpy.init(context=ctx)
-    try:
-        yield ctx
-    finally:
-        ctx.try_shutdown()
-
-
 def _params(source, **overrides) -> list[Parameter]:
     values = {'source': str(source), 'width': EYE_W, 'height': EYE_H, 'fx': 150.0, 'fy': 150.0,
               'cx': 79.5, 'cy': 59.5, 'baseline_m': 0.1, 'fps': 60.0} | overrides
