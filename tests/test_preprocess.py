@@ -1,5 +1,4 @@
 """Stereo preprocessing: values, channel order, cropping, spec round-trip, errors, speed."""
-import time
 
 import cv2
 import numpy as np
@@ -106,17 +105,3 @@ def test_bad_images_raise_one_clear_error(left, right, culprit):
 def test_image_too_short_for_the_crop():
     with pytest.raises(ValueError, match='rows'):
         preprocess_stereo(*_pair(shape=(2, 320, 3)), PreprocessSpec())
-
-
-def test_a_320x240_pair_takes_about_a_millisecond():
-    spec = PreprocessSpec()
-    left, right = _pair()
-    preprocess_stereo(left, right, spec)
-    times = []
-    for _ in range(200):
-        start = time.perf_counter()
-        preprocess_stereo(left, right, spec)
-        times.append(time.perf_counter() - start)
-    median_ms = float(np.median(times)) * 1e3
-    # Target < 1 ms (measured ~0.7 ms on 2 shared cores); the bound leaves room for a busy CI box.
-    assert median_ms < 2.0, f'median {median_ms:.2f} ms'

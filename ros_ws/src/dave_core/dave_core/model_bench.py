@@ -3,7 +3,7 @@
 Each network is timed at its deployment input size on a real stereo-sized input, after the
 runner's warm-up, for 1 and 2 intra-op threads; figures are medians and 95th percentiles of
 repeated single runs. `both_ms_p50` is one stereo pair through every model present, the way the
-stack runs them, including preprocessing.
+stack runs them, including preprocessing; `preprocess_ms_p50` is the stereo preprocessing alone.
 """
 from __future__ import annotations
 
@@ -101,17 +101,30 @@ def run_model_bench(model_dir: str | Path, config: ModelBenchConfig = ModelBench
             suffix = '' if threads == 1 else f'_{threads}threads'
             figures[f'{task}_ms_p50{suffix}'] = round(float(np.median(ms)), 3)
             figures[f'{task}_ms_p95{suffix}'] = round(float(np.percentile(ms, 95)), 3)
+    figures['preprocess_ms_p50'] = round(float(np.median(_preprocess_pair(config))), 3)
     figures['both_ms_p50'] = round(float(np.median(_pair_through_all(present, config))), 3)
     figures['models'] = ','.join(present)
     return figures
 
 
+def _camera_pair(config: ModelBenchConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    shape = (config.image_height, config.image_width, 3)
+    return rng.integers(0, 256, shape, dtype=np.uint8), rng.integers(0, 256, shape, dtype=np.uint8)
+
+
+def _preprocess_pair(config: ModelBenchConfig) -> np.ndarray:
+    """The steering network's stereo preprocessing alone (resize, crop, normalise, stack)."""
+    from dave_core.preprocess import PreprocessSpec, preprocess_stereo
+    spec = PreprocessSpec()
+    left, right = _camera_pair(config, seed=2)
+    preprocess_stereo(left, right, spec)
+    return _time_ms(lambda: preprocess_stereo(left, right, spec), config.runs)
+
+
 def _pair_through_all(present: dict[str, Path], config: ModelBenchConfig) -> np.ndarray:
     """One camera-sized stereo pair through every present model, preprocessing included, 1 thread."""
-    rng = np.random.default_rng(1)
-    shape = (config.image_height, config.image_width, 3)
-    left = rng.integers(0, 256, shape, dtype=np.uint8)
-    right = rng.integers(0, 256, shape, dtype=np.uint8)
+    left, right = _camera_pair(config, seed=1)
     steps: list[Callable[[], object]] = []
     for task, path in present.items():
         runner = PAIR_RUNNERS[task](path)
