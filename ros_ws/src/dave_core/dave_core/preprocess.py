@@ -16,11 +16,13 @@ the first conv layer then gets directly instead of having to learn the decorrela
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+
+from dave_core.spec_dict import SpecDict
 
 # name -> cv2 conversion code from RGB (None: keep RGB), and the per-channel names.
 COLOR_SPACES: dict[str, tuple[int | None, tuple[str, str, str]]] = {
@@ -35,7 +37,7 @@ INTERPOLATIONS: dict[str, int] = {
 
 
 @dataclass(frozen=True)
-class PreprocessSpec:
+class PreprocessSpec(SpecDict):
     """How a stereo pair becomes the network input; stored in the model sidecar."""
     # Fraction of rows dropped at the top: the sky. The simulated camera (10 deg pitch down,
     # 69 deg vertical FOV) has its horizon at ~37 % of the height; 0.30 keeps a band above it
@@ -87,21 +89,6 @@ class PreprocessSpec:
         """Channel order of the network input, e.g. ('left_Y', ..., 'right_V')."""
         names = COLOR_SPACES[self.color_space][1]
         return tuple(f'{side}_{c}' for side in ('left', 'right') for c in names)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> 'PreprocessSpec':
-        """Inverse of `to_dict`; unknown keys are an error, missing keys take defaults."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f'PreprocessSpec: expected a mapping, got {type(data).__name__}')
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f'PreprocessSpec: unknown key {unknown[0]!r} (known: {sorted(known)})')
-        return cls(**dict(data))
 
 
 def _check_image(image: Any, name: str) -> None:

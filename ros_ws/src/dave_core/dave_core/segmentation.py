@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
 from dave_core.onnx_runner import OnnxModel
+from dave_core.spec_dict import SpecDict
 from dave_core.preprocess import COLOR_SPACES, INTERPOLATIONS
 
 TRAVERSABILITY_TASK = 'traversability'
@@ -27,7 +28,7 @@ COLOR_ENCODINGS = ('rgb8', 'bgr8')
 
 
 @dataclass(frozen=True)
-class SegmentationSpec:
+class SegmentationSpec(SpecDict):
     """How a left image becomes the network input; stored in the model sidecar."""
     # 160x120: a quarter of the 320x240 camera's pixels; ~2 ms in onnxruntime on one thread for a
     # ~0.2 M-parameter encoder-decoder, where 320x240 costs ~4x more (PLATFORM.md figures).
@@ -65,20 +66,6 @@ class SegmentationSpec:
 
     def channel_names(self) -> tuple[str, ...]:
         return tuple(f'left_{c}' for c in COLOR_SPACES[self.color_space][1])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> 'SegmentationSpec':
-        """Inverse of `to_dict`; unknown keys are an error, missing keys take defaults."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f'SegmentationSpec: expected a mapping, got {type(data).__name__}')
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f'SegmentationSpec: unknown key {unknown[0]!r} (known: {sorted(known)})')
-        return cls(**dict(data))
 
 
 def _check_rgb(image: Any, name: str = 'left image') -> None:
