@@ -115,9 +115,13 @@ class _TemplateParser:
         return LaunchError(f'{message} in {self.text!r}')
 
     def parse(self) -> Template:
+        return self._scan('')
+
+    def _scan(self, stops: str | frozenset[str]) -> Template:
+        """Literal text and nested substitutions up to a character of `stops` or the end."""
         parts: list[Part] = []
         literal: list[str] = []
-        while self.pos < len(self.text):
+        while self.pos < len(self.text) and self.text[self.pos] not in stops:
             if self._at_escape():
                 literal.append(self.text[self.pos + 1])
                 self.pos += 2
@@ -160,46 +164,20 @@ class _TemplateParser:
     def _argument(self, name: str) -> Template:
         if self.pos < len(self.text) and self.text[self.pos] in '\'"':
             return self._quoted(self.text[self.pos])
-        parts: list[Part] = []
-        literal: list[str] = []
-        while self.pos < len(self.text):
-            if self._at_escape():
-                literal.append(self.text[self.pos + 1])
-                self.pos += 2
-            elif self.text.startswith('$(', self.pos):
-                _flush(literal, parts)
-                parts.append(self._substitution())
-            elif self.text[self.pos] in _ARGUMENT_STOP:
-                break
-            else:
-                literal.append(self.text[self.pos])
-                self.pos += 1
-        _flush(literal, parts)
+        parts = self._scan(_ARGUMENT_STOP)
         if not parts:
             raise self.fail(f'empty argument of $({name} at column {self.pos + 1} '
                             '(arguments are separated by exactly one space)')
-        return tuple(parts)
+        return parts
 
     def _quoted(self, quote: str) -> Template:
         start = self.pos
         self.pos += 1
-        parts: list[Part] = []
-        literal: list[str] = []
-        while self.pos < len(self.text) and self.text[self.pos] != quote:
-            if self._at_escape():
-                literal.append(self.text[self.pos + 1])
-                self.pos += 2
-            elif self.text.startswith('$(', self.pos):
-                _flush(literal, parts)
-                parts.append(self._substitution())
-            else:
-                literal.append(self.text[self.pos])
-                self.pos += 1
+        parts = self._scan(quote)
         if self.pos >= len(self.text):
             raise self.fail(f'unterminated quote starting at column {start + 1}')
         self.pos += 1
-        _flush(literal, parts)
-        return tuple(parts) if parts else ('',)
+        return parts if parts else ('',)
 
 
 def _flush(literal: list[str], parts: list[Part]) -> None:
