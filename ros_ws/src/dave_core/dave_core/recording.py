@@ -35,6 +35,8 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
 from rosbags.typesys import Stores, get_typestore
 
+from dave_core.atomic_file import fsync_file
+
 FORMAT_NAME = 'dave-recording'
 FORMAT_VERSION = 1
 # metadata.yaml custom_data keys (rosbag2 keeps custom_data as string -> string).
@@ -321,7 +323,7 @@ class RecordingWriter:
         try:
             self._writer.close()
             for file in self._partial.iterdir():
-                _fsync(file)
+                fsync_file(file)
             os.rename(self._partial, self.path)
         except BaseException:
             self.abort()
@@ -344,14 +346,6 @@ class RecordingWriter:
             self.close()
         else:
             self.abort()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------- reading
