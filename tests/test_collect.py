@@ -18,8 +18,9 @@ from rosbags.rosbag2 import Reader
 from dave_core import recording as rec
 from dave_cli.commands import collect as collect_command
 from dave_sim.camera import StereoCameraConfig
-from dave_sim.collect import (MANIFEST, CollectConfig, CollectError, EpisodeInterrupted, collect, episode_path,
-                              frames_per_episode, parse_seeds, record_episode)
+from dave_sim.collect import (EPISODE_KEY, EXPERTS, MANIFEST, SETTINGS_KEY, CollectConfig, CollectError,
+                              EpisodeInterrupted, collect, episode_path, frames_per_episode, parse_seeds,
+                              record_episode)
 from dave_sim.expert import NoiseConfig
 from dave_sim.labels import TerrainClass
 
@@ -57,6 +58,29 @@ def test_episode_records_every_topic_at_its_rate(episode):
     assert [m.data for _, m in by_topic[rec.COLLISIONS]] == [0]
     info = rec.read_info(out / result.bag)
     assert info.format_version == rec.FORMAT_VERSION and info.start_ns == EPOCH_NS
+
+
+def test_episode_records_its_expert_and_settings(episode, tmp_path):
+    out, result, _ = episode
+    # Default: the reactive expert (no plan, so no re-plans); its turn in place is labelled +-k_max.
+    assert result.expert == 'reactive' and result.replans == 0
+    assert result.turn_in_place_curvature_per_m == CollectConfig().reactive.max_curvature_per_m == 1.5
+    custom = rec.read_info(out / result.bag).custom_data
+    assert json.loads(custom[EPISODE_KEY])['expert'] == 'reactive'
+    settings = json.loads(custom[SETTINGS_KEY])  # the bag describes itself without the manifest
+    assert settings == json.loads(json.dumps(_config().settings()))
+    assert settings['reactive']['cruise_speed_mps'] == settings['cruise_speed_mps'] == 0.8
+
+    planner = record_episode(tmp_path, 4, _config(expert='planner', duration_s=0.2), epoch_ns=EPOCH_NS)
+    assert planner.expert == 'planner' and planner.turn_in_place_curvature_per_m is None
+    assert isinstance(planner.replans, int) and planner.frames == 3
+    assert json.loads(rec.read_info(tmp_path / planner.bag).custom_data[SETTINGS_KEY])['expert'] == 'planner'
+
+
+def test_expert_registry_refuses_unknown_names():
+    assert set(EXPERTS) == {'reactive', 'planner'}
+    with pytest.raises(CollectError, match="expert 'astar' is unknown \\(known: planner, reactive\\)"):
+        CollectConfig(expert='astar')
 
 
 def test_pair_gt_and_label_share_one_stamp_per_frame(episode):
@@ -227,7 +251,9 @@ def test_bad_seeds_give_one_error_line(seeds, needle, tmp_path, capsys):
 @pytest.mark.parametrize('extra, needle', [(['--duration', '0'], '--duration must be > 0'),
                                            (['--duration', 'nan'], '--duration must be > 0'),
                                            (['--duration', '1', '--noise', 'loud=1'], "'loud=1' is not KEY=VALUE"),
-                                           (['--duration', '1', '--workers', '0'], '--workers must be >= 1')])
+                                           (['--duration', '1', '--workers', '0'], '--workers must be >= 1'),
+                                           (['--duration', '1', '--expert', 'astar'], "--expert 'astar' is unknown"),
+                                           (['--duration', '1', '--cruise-speed', '5'], '--cruise-speed must be in')])
 def test_bad_options_give_one_error_line(extra, needle, tmp_path, capsys):
     code, err = _run_cli(['--seeds', '0', '--out', str(tmp_path), *extra], capsys)
     assert code == 2 and len(err) == 1 and needle in err[0]

@@ -1,10 +1,13 @@
 """Expert data collection: one episode per world seed, recorded as a rosbag2 (MCAP) per episode.
 
-An episode builds world `seed`, lets the privileged expert drive it with DART noise on the driven
-command (the recorded label is always the clean command), and records at the camera rate the
-stereo pair, camera_info, ground-truth labels and depth, the label, the applied /cmd_vel, and at
-the odometry rate /odom and /sim/collisions (dave_core.recording fixes the topics). It ends after
-`duration_s` of sim time or when the goal is reached.
+An episode builds world `seed`, lets a privileged expert (EXPERTS: `reactive`, the default, steers
+around what the camera sees; `planner` follows an A* route to a goal the camera never sees) drive
+it with DART noise on the driven command (the recorded label is always the clean command), and
+records at the camera rate the stereo pair, camera_info, ground-truth labels and depth, the label,
+the applied /cmd_vel, and at the odometry rate /odom and /sim/collisions (dave_core.recording
+fixes the topics). It ends after `duration_s` of sim time or when the goal is reached. The bag's
+metadata carries the episode record (EPISODE_KEY: seed, expert, outcome, the expert's
+turn-in-place label) and the settings (SETTINGS_KEY), so a bag is usable without the manifest.
 
 `collect` runs episodes in K worker processes (spawned, one episode per task) and keeps
 DIR/manifest.json up to date. Layout:
@@ -34,7 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -44,8 +47,9 @@ from dave_core.atomic_file import atomic_write_text
 from dave_core.seeds import parse_seed_list
 from dave_sim.camera import StereoCameraConfig
 from dave_sim.expert import ExpertCommand, ExpertConfig, NoiseConfig
-from dave_sim.vehicle import VehicleConfig
-from dave_sim.world import WorldConfig
+from dave_sim.reactive_expert import ReactiveConfig
+from dave_sim.vehicle import VehicleConfig, VehicleState
+from dave_sim.world import World, WorldConfig
 
 if TYPE_CHECKING:  # the simulator module imports mujoco, which workers must load after setting MUJOCO_GL
     from dave_sim.simulator import StereoFrame
@@ -58,6 +62,7 @@ MANIFEST = 'manifest.json'
 EPISODES = 'episodes'
 LOCK = '.collect.lock'
 EPISODE_KEY = 'dave.episode'  # bag custom_data: the EpisodeResult as JSON, to rebuild a lost manifest
+SETTINGS_KEY = 'dave.collect'  # bag custom_data: CollectConfig.settings() as JSON, so a bag describes itself
 
 
 class CollectError(ValueError):
@@ -75,13 +80,19 @@ class CollectConfig:
     duration_s: float = 60.0  # sim time per episode, unless the goal is reached first
     camera_rate_hz: float = 15.0  # stereo pairs + labels per sim second
     odom_rate_hz: float = 50.0  # /odom and /sim/collisions samples per sim second, as the sim node
-    cruise_speed_mps: float = 1.0
+    # The stack's cruise speed (launch/params/stack.yaml), so labels show the speed it drives at.
+    cruise_speed_mps: float = 0.8
     physics_dt_s: float = 0.005
     compress: bool = True  # zstd MCAP chunks
     world: WorldConfig = field(default_factory=WorldConfig)
     camera: StereoCameraConfig = field(default_factory=StereoCameraConfig)
     vehicle: VehicleConfig = field(default_factory=VehicleConfig)
-    expert: ExpertConfig = field(default_factory=ExpertConfig)
+    # Who drives: a key of EXPERTS. 'reactive' is the expert whose labels the shipped steering
+    # model learns (models/STEERING_MODEL_CARD.md).
+    expert: str = 'reactive'
+    planner: ExpertConfig = field(default_factory=ExpertConfig)  # tuning of the 'planner' expert
+    # Tuning of the 'reactive' expert; its cruise speed is always cruise_speed_mps (one speed).
+    reactive: ReactiveConfig = field(default_factory=ReactiveConfig)
     # None: drive the clean command. Each episode draws its noise from (noise.seed, world seed).
     noise: NoiseConfig | None = field(default_factory=NoiseConfig)
 
@@ -91,6 +102,13 @@ class CollectConfig:
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
             if not (number and math.isfinite(value) and value > 0):
                 raise CollectError(f'collect {name} must be a number > 0, got {value!r}')
+        if self.expert not in EXPERTS:
+            raise CollectError(f'collect expert {self.expert!r} is unknown (known: {", ".join(sorted(EXPERTS))})')
+        if self.cruise_speed_mps > self.vehicle.max_speed_mps:
+            raise CollectError(f'collect cruise_speed_mps {self.cruise_speed_mps} exceeds the vehicle '
+                               f'max_speed_mps {self.vehicle.max_speed_mps}')
+        # Frozen, so set through object: the manifest must show the speed the reactive expert drives.
+        object.__setattr__(self, 'reactive', dataclasses.replace(self.reactive, cruise_speed_mps=self.cruise_speed_mps))
         for name, rate in (('camera_rate_hz', self.camera_rate_hz), ('odom_rate_hz', self.odom_rate_hz)):
             if rate * self.physics_dt_s > 1.0:
                 raise CollectError(f'collect {name} = {rate} is faster than the physics step '
@@ -111,9 +129,56 @@ class EpisodeResult:
     distance_m: float
     collisions: int
     reached_goal: bool
-    replans: int
+    replans: int  # 0 for an expert that never re-plans (the reactive one has no plan)
     wall_time_s: float
     bag: str  # relative to the collection directory
+    # Defaults: what bags recorded before these fields existed were (planner, no rule).
+    expert: str = 'planner'
+    # Curvature label [1/m] of a turn in place (label v = 0, w != 0): +-this, signed like w. None
+    # when the expert's turn-in-place label is not a function of (v, w) (see turn_in_place_curvature).
+    turn_in_place_curvature_per_m: float | None = None
+
+
+class Expert(Protocol):
+    """What an episode needs from a driver (expert.ExpertDriver, reactive_expert.ReactiveExpert).
+
+    A driver that re-plans may count it in an int attribute `replans`; it is optional.
+    """
+
+    def command(self, state: VehicleState) -> ExpertCommand: ...
+
+    def reached_goal(self, state: VehicleState) -> bool: ...
+
+
+@dataclass(frozen=True)
+class ExpertKind:
+    """One entry of EXPERTS: how to build the driver and what its labels mean."""
+
+    build: Callable[[World, CollectConfig, NoiseConfig | None], Expert]
+    # The curvature label of a turn in place, or None when it cannot be recovered from (v, w).
+    turn_in_place_curvature: Callable[[CollectConfig], float | None]
+
+
+def _reactive_expert(world: World, config: CollectConfig, noise: NoiseConfig | None) -> Expert:
+    from dave_sim.reactive_expert import ReactiveExpert
+    return ReactiveExpert(world, config.vehicle, config.camera, config.reactive, noise)
+
+
+def _planner_expert(world: World, config: CollectConfig, noise: NoiseConfig | None) -> Expert:
+    from dave_sim.expert import ExpertDriver
+    return ExpertDriver(world, config.vehicle, config.cruise_speed_mps, config.planner, noise)
+
+
+# name -> how to build it. 'reactive' steers around the obstacles the camera sees (no goal, like
+# DAVE's trainer); 'planner' follows an A* route on the true obstacle map to the world's goal.
+# The reactive expert labels a turn in place (v = 0) with its sharpest arc, +-max_curvature_per_m,
+# so its curvature is w / v everywhere else and +-k_max there. The planner labels it with the
+# pure-pursuit curvature towards a route point the camera may not see (2 sin(alpha) / lookahead,
+# alpha > 70 deg), which (v = 0, w) does not determine.
+EXPERTS: dict[str, ExpertKind] = {
+    'reactive': ExpertKind(_reactive_expert, lambda config: config.reactive.max_curvature_per_m),
+    'planner': ExpertKind(_planner_expert, lambda config: None),
+}
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -156,14 +221,14 @@ def record_episode(out: Path, seed: int, config: CollectConfig, *, epoch_ns: int
     EpisodeInterrupted (bag discarded) when `should_stop()` turns true between frames.
     """
     # Imported here: mujoco reads MUJOCO_GL when first imported, and a worker sets it first.
-    from dave_sim.expert import ExpertDriver
     from dave_sim.simulator import Simulator
     from dave_sim.world import generate_world
 
     started = time.perf_counter()
     epoch_ns = time.time_ns() if epoch_ns is None else int(epoch_ns)
     world = generate_world(seed, config.world)
-    expert = ExpertDriver(world, config.vehicle, config.cruise_speed_mps, config.expert, noise_for(config, seed))
+    kind = EXPERTS[config.expert]
+    expert = kind.build(world, config, noise_for(config, seed))
     cam = config.camera
     path = episode_path(out, seed)
     frame_period, odom_period = 1.0 / config.camera_rate_hz, 1.0 / config.odom_rate_hz
@@ -171,7 +236,8 @@ def record_episode(out: Path, seed: int, config: CollectConfig, *, epoch_ns: int
     published_collisions = -1
     reached = False
     with Simulator(world, cam, config.vehicle, config.physics_dt_s) as sim, \
-            rec.RecordingWriter(path, rec.SIM_TOPICS, compress=config.compress) as writer:
+            rec.RecordingWriter(path, rec.SIM_TOPICS, compress=config.compress,
+                                custom_data={SETTINGS_KEY: json.dumps(config.settings(), sort_keys=True)}) as writer:
         intrinsics = (cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy)
 
         def stamp() -> int:
@@ -208,9 +274,11 @@ def record_episode(out: Path, seed: int, config: CollectConfig, *, epoch_ns: int
                     raise EpisodeInterrupted(f'episode seed {seed} interrupted after {frames} frames')
         result = EpisodeResult(
             seed=seed, frames=frames, sim_time_s=round(sim.time_s, 6), distance_m=round(sim.distance_m, 3),
-            collisions=sim.collisions, reached_goal=reached, replans=expert.replans,
+            collisions=sim.collisions, reached_goal=reached,
+            replans=int(getattr(expert, 'replans', 0)),  # optional in the Expert protocol
             wall_time_s=round(time.perf_counter() - started, 3),
-            bag=str(path.relative_to(out)))
+            bag=str(path.relative_to(out)), expert=config.expert,
+            turn_in_place_curvature_per_m=kind.turn_in_place_curvature(config))
         writer.set_custom_data(EPISODE_KEY, json.dumps(asdict(result), sort_keys=True))
     return result
 

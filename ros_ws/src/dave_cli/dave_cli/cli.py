@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'world': ('dave_cli.commands.world', 'write a generated world as MJCF (MuJoCo) and SDF (Gazebo)'),
     'sim': ('dave_cli.commands.sim', 'the simulator as a ROS 2 node, headless'),
     'collect': ('dave_cli.commands.collect', 'expert driver in the simulator, headless, writes training data (rosbag2/MCAP)'),
+    'data': ('dave_cli.commands.data', 'inspect recordings, turn bags into training sets, draw contact sheets and plots'),
     'train': ('dave_cli.commands.train', 'train a network (steering) with progress and plots'),
     'export': ('dave_cli.commands.export', 'ONNX export + sidecar metadata + parity check'),
     'bench': ('dave_cli.commands.bench', 'benchmarks (figures as ratios and rates, JSON)'),

@@ -5,9 +5,15 @@ info, odometry, the applied /cmd_vel, the clean expert label /expert/cmd_vel and
 labels, depth and collisions; DIR/manifest.json lists settings and episodes. The driven command
 carries DART noise (bounded, time-correlated) so the data shows recoveries; labels stay clean.
 
+Experts (--expert): `reactive` (default) steers around the obstacles the camera sees, the
+expert the shipped steering model imitates; `planner` drives an A* route to the world's goal,
+which the camera never sees (its steering cannot be learned from images; it reaches goals).
+
     dave collect --seeds 0-29 --duration 60 --out out/collect/v1
     dave collect --seeds 0-3 --duration 20 --out DIR --workers 2 --noise yaw_rate_std_rps=0.2
-    dave collect --seeds 0-3 --duration 20 --out DIR --noise off
+    dave collect --seeds 0-3 --duration 20 --out DIR --expert planner --noise off
+
+Then `dave data info DIR`, `dave data build steering --data DIR --out SHARDS`, `dave data show`.
 
 Ctrl-C or SIGTERM loses at most the episodes in flight; run the same command again to finish
 (complete episodes are skipped, settings must match).
@@ -38,7 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--height', type=int, default=240, help='image height [px] (default: 240)')
     parser.add_argument('--world', type=Path, default=None,
                         help='world generator YAML (keys of dave_sim.world.WorldConfig)')
-    parser.add_argument('--cruise-speed', type=float, default=1.0, help="expert's cruise speed [m/s] (default: 1.0)")
+    parser.add_argument('--expert', default='reactive',
+                        help="who drives: 'reactive' (avoids what the camera sees; default) or 'planner' "
+                             "(A* to the world's goal + pure pursuit)")
+    parser.add_argument('--cruise-speed', type=float, default=0.8,
+                        help="expert's cruise speed [m/s] (default: 0.8, the stack's)")
     parser.add_argument('--noise', default='default',
                         help="DART noise on the driven command: 'default', 'off', or KEY=VALUE[,KEY=VALUE] "
                              'over dave_sim.expert.NoiseConfig fields (e.g. yaw_rate_std_rps=0.2,seed=1)')
@@ -76,23 +86,26 @@ def parse_noise(text: str) -> typing.Any:
 def build_config(args: argparse.Namespace) -> typing.Any:
     """The CollectConfig of these arguments (ValueError naming the option on bad input)."""
     from dave_sim.camera import StereoCameraConfig
-    from dave_sim.collect import CollectConfig
+    from dave_sim.collect import EXPERTS, CollectConfig
+    from dave_sim.vehicle import VehicleConfig
     from dave_sim.world import WorldConfig, load_world_config
 
     if not (math.isfinite(args.duration) and args.duration > 0):
         raise ValueError(f'--duration must be > 0 seconds, got {args.duration}')
     if not (math.isfinite(args.camera_rate_hz) and args.camera_rate_hz > 0):
         raise ValueError(f'--camera-rate-hz must be > 0, got {args.camera_rate_hz}')
-    if not (math.isfinite(args.cruise_speed) and args.cruise_speed > 0):
-        raise ValueError(f'--cruise-speed must be > 0, got {args.cruise_speed}')
+    if not (math.isfinite(args.cruise_speed) and 0 < args.cruise_speed <= VehicleConfig().max_speed_mps):
+        raise ValueError(f'--cruise-speed must be in (0, {VehicleConfig().max_speed_mps}] m/s, got {args.cruise_speed}')
     try:
         camera = StereoCameraConfig(width=args.width, height=args.height)
     except ValueError as exc:
         raise ValueError(f'--width/--height: {exc}') from None
     world = load_world_config(args.world.expanduser()) if args.world is not None else WorldConfig()
+    if args.expert not in EXPERTS:
+        raise ValueError(f'--expert {args.expert!r} is unknown (known: {", ".join(sorted(EXPERTS))})')
     return CollectConfig(duration_s=args.duration, camera_rate_hz=args.camera_rate_hz,
                          cruise_speed_mps=args.cruise_speed, compress=not args.no_compress,
-                         world=world, camera=camera, noise=parse_noise(args.noise))
+                         world=world, camera=camera, expert=args.expert, noise=parse_noise(args.noise))
 
 
 def worker_env() -> dict[str, str]:
@@ -131,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     goals = sum(r.reached_goal for r in summary.recorded)
-    print(f'{PROG}: {len(summary.recorded)} episodes recorded ({summary.frames} frames, '
+    print(f'{PROG}: {len(summary.recorded)} episodes recorded by the {config.expert} expert ({summary.frames} frames, '
           f'{sum(r.distance_m for r in summary.recorded):.1f} m, {sum(r.collisions for r in summary.recorded)} '
           f'collisions, {goals} goals reached), {len(summary.skipped)} already complete; '
           f'manifest: {Path(args.out) / "manifest.json"}')

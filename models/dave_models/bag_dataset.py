@@ -1,0 +1,555 @@
+"""Steering training sets built from the bags `dave collect` writes, and what a bag holds.
+
+    dave data info out/collect/v1
+    dave data build steering --data out/collect/v1 --out out/data/steering_bags_v1
+
+Pairing: every message of one camera instant (left, right, camera infos, GT, the label
+/expert/cmd_vel) carries the same header stamp (ARCHITECTURE.md), so a sample is the left
+image, the right image and the label that share a stamp; nothing is matched by nearest time.
+
+Label (the semantics of dave_sim's experts and of sim_dataset's shards): the path curvature
+of the clean expert command, `w / v` of /expert/cmd_vel (1/m, + = left). A turn in place has
+v = 0; its label is +-`turn_in_place_curvature_per_m` (signed like w), which `dave collect`
+stores in the bag's episode record: the reactive expert labels a turn in place with its sharpest
+arc (1.5 1/m), exactly what it labels in process. The planner's turn-in-place label (pure-pursuit
+curvature towards an unseen route point) does not follow from (v, w) and is not recorded, so
+those frames are left out and counted. Standing still (v = w = 0) is labelled 0.
+
+A bag is one world (seed from its episode record, else its seed_N directory name): one shard
+per bag, so training splits by world, never by frame. The output directory appears only when
+complete (written under a hidden sibling name, then renamed); a failure leaves nothing behind.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dave_core import recording as rec
+from dave_models.datasets import MANIFEST as SHARD_MANIFEST
+from dave_models.datasets import DatasetError, Manifest, Samples, ShardWriter, load_manifest
+
+logger = logging.getLogger(__name__)
+
+# Written by dave_sim.collect (not imported: reading bags must not need the simulator).
+EPISODE_KEY = 'dave.episode'
+SETTINGS_KEY = 'dave.collect'
+COLLECT_MANIFEST_FORMAT = 'dave-collect'
+# Below these the expert is not driving / not turning: experts drive at >= 0.2 m/s and turn in
+# place at >= 1 rad/s, and a label is w = v * k to float64 precision.
+SPEED_EPS_MPS = 1e-3
+YAW_RATE_EPS_RPS = 1e-3
+LABEL_RULE = ('curvature = w / v of /expert/cmd_vel; v ~ 0 and w != 0 (turn in place): '
+              '+-turn_in_place_curvature_per_m of the episode record (frame dropped when absent); '
+              'v ~ 0 and w ~ 0: 0')
+_SEED_DIR_RE = re.compile(r'seed_(\d+)$')
+_PARTIAL = '.partial-'
+# A pending instant older than this behind the newest complete one will never complete
+# (collect writes an instant's messages together); dropping it bounds memory.
+_PAIRING_WINDOW_NS = 1_000_000_000
+
+
+class BagDataError(ValueError):
+    """A bag or output directory that cannot make a data set; the message names it."""
+
+
+# ---------------------------------------------------------------- finding and describing bags
+
+def is_bag(path: Path) -> bool:
+    return (path / 'metadata.yaml').is_file()
+
+
+def is_collect_dir(path: Path) -> bool:
+    return (path / 'manifest.json').is_file() and (path / 'episodes').is_dir()
+
+
+def is_shard_dir(path: Path) -> bool:
+    return (path / SHARD_MANIFEST).is_file() and any(path.glob('shard_*.npz'))
+
+
+def find_bags(source: str | os.PathLike) -> list[Path]:
+    """Bag directories of `source`: one bag, a `dave collect` directory, or a folder of bags."""
+    source = Path(source)
+    if not source.is_dir():
+        raise BagDataError(f'{source}: not a directory')
+    if is_bag(source):
+        return [source]
+    root = source / 'episodes' if (source / 'episodes').is_dir() else source
+    bags = sorted(p for p in root.iterdir() if is_bag(p) and not p.name.startswith('.'))
+    if not bags:
+        raise BagDataError(f'{source}: no rosbag2 recordings (directories with metadata.yaml) in {root}')
+    return bags
+
+
+@dataclass(frozen=True)
+class BagEpisode:
+    """What a bag says about itself: metadata, world seed, episode record, collect settings."""
+
+    path: Path
+    info: rec.RecordingInfo
+    seed: int | None
+    record: dict[str, Any]  # dave_sim.collect.EpisodeResult as a dict; {} for other recordings
+    settings: dict[str, Any] | None  # dave_sim.collect.CollectConfig.settings(), when known
+
+    @property
+    def expert(self) -> str | None:
+        if self.record:
+            return str(self.record.get('expert', 'planner'))  # records without it predate the reactive one
+        return None
+
+    @property
+    def turn_in_place_curvature(self) -> float | None:
+        value = self.record.get('turn_in_place_curvature_per_m')
+        return None if value is None else float(value)
+
+    @property
+    def frames(self) -> int:
+        return self.info.message_counts.get(rec.LEFT_IMAGE, 0)
+
+
+def read_episode(bag: str | os.PathLike) -> BagEpisode:
+    """Parse a bag's metadata.yaml and the episode record / settings `dave collect` left in it."""
+    bag = Path(bag)
+    try:
+        info = rec.read_info(bag)
+    except rec.RecordingError as exc:
+        raise BagDataError(str(exc)) from None
+    record: dict[str, Any] = {}
+    if EPISODE_KEY in info.custom_data:
+        try:
+            record = json.loads(info.custom_data[EPISODE_KEY])
+            if not isinstance(record, dict):
+                raise TypeError('not an object')
+        except (ValueError, TypeError) as exc:
+            raise BagDataError(f'{bag}/metadata.yaml: custom_data {EPISODE_KEY!r} is not a JSON object '
+                               f'({exc})') from None
+    settings = _settings_of(bag, info)
+    seed = record.get('seed')
+    if seed is None:
+        match = _SEED_DIR_RE.search(bag.name)
+        seed = int(match.group(1)) if match else None
+    elif not isinstance(seed, int) or isinstance(seed, bool):
+        raise BagDataError(f'{bag}/metadata.yaml: episode record seed {seed!r} is not an integer')
+    turn = record.get('turn_in_place_curvature_per_m')
+    if turn is not None and not (isinstance(turn, (int, float)) and not isinstance(turn, bool)
+                                 and math.isfinite(turn) and turn > 0):
+        raise BagDataError(f'{bag}/metadata.yaml: episode record turn_in_place_curvature_per_m {turn!r} '
+                           'is not a number > 0')
+    return BagEpisode(bag, info, seed, record, settings)
+
+
+def _settings_of(bag: Path, info: rec.RecordingInfo) -> dict[str, Any] | None:
+    # Bags written before the settings were stored in them: the manifest of their collect directory.
+    text = info.custom_data.get(SETTINGS_KEY)
+    if text is not None:
+        try:
+            settings = json.loads(text)
+        except ValueError:
+            raise BagDataError(f'{bag}/metadata.yaml: custom_data {SETTINGS_KEY!r} is not JSON') from None
+        return settings if isinstance(settings, dict) else None
+    manifest = bag.parent.parent / 'manifest.json'
+    if bag.parent.name == 'episodes' and manifest.is_file():
+        try:
+            document = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            return None
+        if isinstance(document, dict) and document.get('format') == COLLECT_MANIFEST_FORMAT:
+            return document.get('settings')
+    return None
+
+
+def bag_summary(bag: str | os.PathLike) -> dict[str, Any]:
+    """One row of `dave data info`: seed, expert, duration, frames per topic, image size, outcome."""
+    episode = read_episode(bag)
+    info = episode.info
+    width = height = None
+    camera = (episode.settings or {}).get('camera')
+    if isinstance(camera, dict) and {'width', 'height'} <= camera.keys():
+        width, height = int(camera['width']), int(camera['height'])
+    elif info.message_counts.get(rec.LEFT_INFO):
+        for _, _, msg in read_bag_messages(episode.path, [rec.LEFT_INFO]):  # the first one is enough
+            width, height = int(msg.width), int(msg.height)
+            break
+    record = episode.record
+    size = sum(f.stat().st_size for f in episode.path.iterdir() if f.is_file())
+    return {
+        'bag': str(episode.path),
+        'seed': episode.seed,
+        'expert': episode.expert,
+        'duration_s': round(info.duration_ns / 1e9, 3),
+        'frames': episode.frames,
+        'image_width': width,
+        'image_height': height,
+        'distance_m': record.get('distance_m'),
+        'collisions': record.get('collisions'),
+        'reached_goal': record.get('reached_goal'),
+        'format_version': info.format_version,
+        'size_mb': round(size / 1e6, 2),
+        'messages': dict(sorted(info.message_counts.items())),
+    }
+
+
+def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sums over `bag_summary` rows (unknown values count as 0, and are flagged)."""
+    def total(key: str) -> float:
+        return sum(r[key] or 0 for r in rows)
+    return {
+        'bags': len(rows),
+        'worlds': len({r['seed'] for r in rows if r['seed'] is not None}),
+        'frames': int(total('frames')),
+        'duration_s': round(total('duration_s'), 3),
+        'distance_m': round(total('distance_m'), 3),
+        'collisions': int(total('collisions')),
+        'goals_reached': sum(bool(r['reached_goal']) for r in rows),
+        'size_mb': round(total('size_mb'), 2),
+        'experts': sorted({r['expert'] for r in rows if r['expert']}),
+        'complete_records': all(r['expert'] is not None for r in rows),
+    }
+
+
+# ---------------------------------------------------------------- reading
+
+def read_bag_messages(bag: Path, topics: Iterable[str]) -> Iterator[tuple[str, int, Any]]:
+    """rec.read_messages, with every failure of a truncated or corrupt file as one BagDataError."""
+    messages = rec.read_messages(bag, topics)
+    while True:
+        try:
+            item = next(messages)
+        except StopIteration:
+            return
+        except rec.RecordingError as exc:
+            raise BagDataError(f'{bag}: {exc}') from None
+        except Exception as exc:  # rosbags, zstd and the CDR decoder each raise their own types on bad bytes
+            raise BagDataError(f'{bag}: unreadable recording, truncated or corrupt '
+                               f'({type(exc).__name__}: {exc})') from None
+        yield item
+
+
+class InstantPairer:
+    """Groups messages of one instant by header stamp; `add` returns the group once complete."""
+
+    def __init__(self, topics: Iterable[str]) -> None:
+        self.topics = frozenset(topics)
+        self.pending: dict[int, dict[str, Any]] = {}
+        self.dropped = 0  # instants that never got all their topics
+
+    def add(self, topic: str, stamp: int, msg: Any) -> dict[str, Any] | None:
+        parts = self.pending.setdefault(stamp, {})
+        parts[topic] = msg  # a duplicate replaces the earlier message of that instant
+        if len(parts) < len(self.topics):
+            return None
+        del self.pending[stamp]
+        stale = [s for s in self.pending if s < stamp - _PAIRING_WINDOW_NS]
+        for s in stale:
+            del self.pending[s]
+        self.dropped += len(stale)
+        return parts
+
+    def finish(self) -> int:
+        """Count what is still incomplete at the end of the bag; returns all dropped instants."""
+        self.dropped += len(self.pending)
+        self.pending.clear()
+        return self.dropped
+
+
+def rgb_image(bag: Path, msg: Any, topic: str, stamp: int) -> np.ndarray:
+    """HxWx3 view of an rgb8 Image message; other encodings and bad sizes name the bag and stamp."""
+    if msg.encoding != 'rgb8':
+        raise BagDataError(f'{bag}: {topic} at stamp {stamp} has encoding {msg.encoding!r}, expected rgb8')
+    try:
+        return rec.image_to_numpy(msg)
+    except rec.RecordingError as exc:
+        raise BagDataError(f'{bag}: {topic} at stamp {stamp}: {exc}') from None
+
+
+def curvature_labels(v: np.ndarray, w: np.ndarray, turn_in_place_curvature: float | None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(curvature [1/m], defined) of expert labels (v, w); see the module docstring for the rule."""
+    v, w = np.asarray(v, np.float64), np.asarray(w, np.float64)
+    driving = np.abs(v) > SPEED_EPS_MPS
+    turning = ~driving & (np.abs(w) > YAW_RATE_EPS_RPS)
+    curvature = np.zeros(v.shape)
+    curvature[driving] = w[driving] / v[driving]
+    if turn_in_place_curvature is not None:
+        curvature[turning] = np.copysign(turn_in_place_curvature, w[turning])
+        return curvature, np.ones(v.shape, bool)
+    return curvature, ~turning
+
+
+@dataclass
+class BagSteering:
+    """The samples of one bag and what happened to its frames."""
+
+    samples: Samples
+    camera: dict[str, Any]
+    stats: dict[str, Any]
+
+
+def read_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
+                      on_frame: Callable[[], None] | None = None) -> BagSteering:
+    """Stereo pairs of one bag labelled with the expert's curvature and speed (see module docstring)."""
+    episode = read_episode(bag)
+    bag = episode.path
+    if episode.seed is None:
+        raise BagDataError(f'{bag}: no world seed (neither an episode record nor a seed_N directory name); '
+                           'the split by world needs one')
+    counts = episode.info.message_counts
+    needed = (rec.LEFT_IMAGE, rec.RIGHT_IMAGE, rec.EXPERT_CMD_VEL)
+    if min(counts.get(t, 0) for t in needed) == 0:
+        raise BagDataError(f'{bag}: no frames (' + ', '.join(f'{counts.get(t, 0)} {t}' for t in needed) + ')')
+    pairer = InstantPairer(needed)
+    capacity = math.ceil(counts[rec.LEFT_IMAGE] / frame_stride)
+    lefts = rights = None
+    stamps: list[int] = []
+    speeds: list[float] = []
+    yaw_rates: list[float] = []
+    infos: dict[str, Any] = {}
+    odom: list[tuple[int, float, float, float]] = []
+    complete = 0
+    topics = needed + (rec.LEFT_INFO, rec.RIGHT_INFO, rec.ODOM)
+    for topic, _, msg in read_bag_messages(bag, topics):
+        if topic == rec.ODOM:
+            q = msg.pose.pose.orientation
+            odom.append((rec.stamp_to_ns(msg.header.stamp), msg.pose.pose.position.x, msg.pose.pose.position.y,
+                         2.0 * math.atan2(q.z, q.w)))
+            continue
+        if topic in (rec.LEFT_INFO, rec.RIGHT_INFO):
+            infos.setdefault(topic, msg)
+            continue
+        stamp = rec.stamp_to_ns(msg.header.stamp)
+        frame = pairer.add(topic, stamp, msg)
+        if frame is None:
+            continue
+        index, complete = complete, complete + 1
+        if on_frame is not None:
+            on_frame()
+        if index % frame_stride:
+            continue
+        left = rgb_image(bag, frame[rec.LEFT_IMAGE], rec.LEFT_IMAGE, stamp)
+        right = rgb_image(bag, frame[rec.RIGHT_IMAGE], rec.RIGHT_IMAGE, stamp)
+        if left.shape != right.shape:
+            raise BagDataError(f'{bag}: at stamp {stamp} the left image is {left.shape[1]}x{left.shape[0]} '
+                               f'but the right one is {right.shape[1]}x{right.shape[0]}')
+        if lefts is None:
+            # Preallocated: a 60 s bag at 15 Hz is ~400 MB of 320x240 pairs; lists would double it.
+            lefts = np.empty((capacity, *left.shape), np.uint8)
+            rights = np.empty_like(lefts)
+        elif left.shape != lefts.shape[1:]:
+            raise BagDataError(f'{bag}: image size changes within the bag at stamp {stamp} '
+                               f'({left.shape[1]}x{left.shape[0]}, first {lefts.shape[2]}x{lefts.shape[1]})')
+        twist = frame[rec.EXPERT_CMD_VEL].twist
+        v, w = float(twist.linear.x), float(twist.angular.z)
+        if not (math.isfinite(v) and math.isfinite(w)):
+            raise BagDataError(f'{bag}: {rec.EXPERT_CMD_VEL} at stamp {stamp} is not a finite label '
+                               f'(v={v}, w={w})')
+        lefts[len(stamps)], rights[len(stamps)] = left, right
+        stamps.append(stamp)
+        speeds.append(v)
+        yaw_rates.append(w)
+    unpaired = pairer.finish()
+    if not stamps:
+        raise BagDataError(f'{bag}: no frames ({counts[rec.LEFT_IMAGE]} {rec.LEFT_IMAGE}, '
+                           f'{counts[rec.RIGHT_IMAGE]} {rec.RIGHT_IMAGE} and {counts[rec.EXPERT_CMD_VEL]} '
+                           f'{rec.EXPERT_CMD_VEL} share no header stamp)')
+    n = len(stamps)
+    curvature, defined = curvature_labels(np.array(speeds), np.array(yaw_rates), episode.turn_in_place_curvature)
+    turning = (np.abs(np.array(speeds)) <= SPEED_EPS_MPS) & (np.abs(np.array(yaw_rates)) > YAW_RATE_EPS_RPS)
+    # A slice when every label is defined: fancy indexing would copy the images.
+    keep = slice(0, n) if defined.all() else np.flatnonzero(defined)
+    kept = int(defined.sum())
+    if not kept:
+        raise BagDataError(f'{bag}: all {n} frames turn in place and the episode record gives no '
+                           f'turn_in_place_curvature_per_m (expert {episode.expert!r}); no label is defined')
+    ahead = _obstacle_ahead(episode, np.array(stamps, np.int64)[keep], odom)
+    samples = Samples(left=lefts[keep], right=rights[keep], curvature=curvature[keep].astype(np.float32),
+                      world_seed=np.full(kept, episode.seed, np.int64),
+                      speed=np.asarray(speeds, np.float32)[keep], obstacle_ahead=ahead)
+    stats = {
+        'bag': str(bag), 'seed': episode.seed, 'expert': episode.expert, 'frames_in_bag': counts[rec.LEFT_IMAGE],
+        'paired': complete, 'unpaired': unpaired, 'samples': kept,
+        'turn_in_place': int(turning.sum()), 'dropped_undefined_label': n - kept,
+        'obstacle_ahead': ahead is not None,
+    }
+    return BagSteering(samples, _camera(episode, infos, lefts.shape[2], lefts.shape[1]), stats)
+
+
+def _camera(episode: BagEpisode, infos: dict[str, Any], width: int, height: int) -> dict[str, Any]:
+    """The recorded camera: the collect settings' StereoCameraConfig, else from CameraInfo."""
+    camera = (episode.settings or {}).get('camera')
+    if isinstance(camera, dict) and (camera.get('width'), camera.get('height')) == (width, height):
+        return dict(camera)
+    left, right = infos.get(rec.LEFT_INFO), infos.get(rec.RIGHT_INFO)
+    if left is None or not left.k[0] > 0:
+        return {'width': width, 'height': height}
+    fx = float(left.k[0])
+    camera = {'width': width, 'height': height, 'hfov_deg': math.degrees(2 * math.atan(width / 2 / fx))}
+    if right is not None and right.p[3] != 0:
+        camera['baseline_m'] = -float(right.p[3]) / fx
+    return camera
+
+
+def _obstacle_ahead(episode: BagEpisode, stamps: np.ndarray, odom: list[tuple[int, float, float, float]]
+                    ) -> np.ndarray | None:
+    """sim_dataset's privileged 'obstacle ahead' side per frame, from the regenerated world and /odom.
+
+    None when the world cannot be rebuilt (no settings, no simulator package) or does not match
+    the bag (its start pose differs from the first odometry: the world generator has changed).
+    """
+    world_settings = (episode.settings or {}).get('world')
+    if world_settings is None or not odom:
+        return None
+    try:
+        from dave_models.sim_dataset import obstacle_ahead
+        from dave_sim.world import generate_world, world_config_from_mapping
+    except ImportError:
+        return None
+    try:
+        mapping = dict(world_settings)
+        if isinstance(mapping.get('obstacle_weights'), list):  # settings hold asdict()'s pairs, YAML a mapping
+            mapping['obstacle_weights'] = dict(mapping['obstacle_weights'])
+        world = generate_world(int(episode.seed), world_config_from_mapping(mapping, f'{episode.path} settings'))
+    except (ValueError, TypeError) as exc:
+        logger.warning('%s: cannot rebuild world %s (%s); no obstacle_ahead', episode.path, episode.seed, exc)
+        return None
+    poses = np.array(odom)
+    poses = poses[np.argsort(poses[:, 0], kind='stable')]
+    if math.hypot(poses[0, 1] - world.start.x, poses[0, 2] - world.start.y) > 0.05:
+        logger.warning('%s: world %d starts at (%.2f, %.2f) but the bag at (%.2f, %.2f); the world generator '
+                       'changed since recording, so no obstacle_ahead', episode.path, episode.seed,
+                       world.start.x, world.start.y, poses[0, 1], poses[0, 2])
+        return None
+    obstacles = np.array([(o.x, o.y, o.bounding_radius) for o in world.obstacles]).reshape(-1, 3)
+    # Odometry runs at 50 Hz, frames at 15 Hz between its samples: interpolate the pose (<1 cm off).
+    x = np.interp(stamps, poses[:, 0], poses[:, 1])
+    y = np.interp(stamps, poses[:, 0], poses[:, 2])
+    yaw = np.interp(stamps, poses[:, 0], np.unwrap(poses[:, 3]))
+    return np.array([obstacle_ahead(obstacles, *pose) for pose in zip(x, y, yaw)], np.int8)
+
+
+# ---------------------------------------------------------------- building a shard directory
+
+def _remove_stale_partials(out: Path) -> None:
+    # What a killed build left (its pid is gone); a live build's partial stays.
+    for path in out.parent.glob(f'.{out.name}{_PARTIAL}*'):
+        try:
+            pid = int(path.name.rsplit(_PARTIAL, 1)[1].split('-')[0])
+        except ValueError:
+            continue
+        if not Path(f'/proc/{pid}').exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def build_steering(data: str | os.PathLike, out: str | os.PathLike, frame_stride: int = 1, command: str = '',
+                   progress: bool = True) -> tuple[Manifest, list[dict[str, Any]]]:
+    """Write one steering shard per bag of `data` into the new directory `out`, atomically.
+
+    Returns the manifest and per-bag statistics. `out` must not exist or be empty; on any error
+    it is left as it was.
+    """
+    from tqdm import tqdm
+
+    if not isinstance(frame_stride, int) or isinstance(frame_stride, bool) or frame_stride < 1:
+        raise BagDataError(f'--frame-stride must be an integer >= 1, got {frame_stride!r}')
+    data, out = Path(data), Path(out)
+    bags = find_bags(data)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise BagDataError(f'--out {out}: exists and is not an empty directory; choose a new one')
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BagDataError(f'--out {out}: cannot create its parent ({exc.strerror})') from None
+    _remove_stale_partials(out)
+    partial = out.parent / f'.{out.name}{_PARTIAL}{os.getpid()}-{uuid.uuid4().hex[:8]}'
+    total = sum(read_episode(b).frames for b in bags)
+    source: dict[str, Any] = {'generator': 'dave_models.bag_dataset', 'command': command,
+                              'data': str(data.resolve()), 'frame_stride': frame_stride, 'label': LABEL_RULE,
+                              'bags': []}
+    stats: list[dict[str, Any]] = []
+    camera = None
+    try:
+        writer = ShardWriter(partial, source)
+        with tqdm(total=total, unit='frame', desc=f'{len(bags)} bags', disable=not progress,
+                  dynamic_ncols=True) as bar:
+            for bag in bags:
+                bar.set_postfix_str(bag.name)
+                part = read_steering_bag(bag, frame_stride, on_frame=lambda: bar.update(1))
+                if camera is None:
+                    camera = part.camera
+                elif _camera_key(part.camera) != _camera_key(camera):
+                    raise BagDataError(f'{bag}: camera {_camera_key(part.camera)} differs from the first bag\'s '
+                                       f'{_camera_key(camera)}; one data set, one camera')
+                bar.set_postfix_str(f'{bag.name}: compressing its shard')  # seconds per bag, not a hang
+                try:
+                    writer.add(part.samples)
+                except DatasetError as exc:  # the shard's temporary path would mean nothing to the user
+                    raise BagDataError(f'{bag}: {str(exc).split(": ", 1)[-1]}') from None
+                relative = os.path.relpath(bag.resolve(), data.resolve())
+                part.stats['bag'] = relative if not relative.startswith('..') else str(bag.resolve())
+                stats.append(part.stats)
+        source['camera'] = camera
+        source['bags'] = stats
+        writer.source = source
+        writer.close()
+        os.rename(partial, out)  # replaces an empty `out`; the data set appears complete or not at all
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return load_manifest(out), stats
+
+
+def _camera_key(camera: dict[str, Any]) -> tuple:
+    return tuple(round(float(camera[k]), 6) if isinstance(camera.get(k), (int, float)) else None
+                 for k in ('width', 'height', 'hfov_deg', 'baseline_m'))
+
+
+# ---------------------------------------------------------------- shard directories
+
+def shard_labels(manifest: Manifest) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray | None]]]:
+    """(all curvature labels, per shard (curvature, speed or None)), without decoding any image.
+
+    npz members load one at a time, so only the label arrays are decompressed; the shard hash is
+    not checked here (training checks it).
+    """
+    parts = []
+    for shard in manifest.shards:
+        path = manifest.root / shard.file
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                parts.append((npz['curvature'].astype(np.float64),
+                              npz['speed'].astype(np.float64) if 'speed' in npz.files else None))
+        except (OSError, ValueError, KeyError) as exc:
+            raise BagDataError(f'{path}: not a readable shard ({type(exc).__name__}: {exc})') from None
+    return np.concatenate([c for c, _ in parts]), parts
+
+
+def shard_summary(root: str | os.PathLike, deadband: float = 0.05) -> dict[str, Any]:
+    """`dave data info` of a steering shard directory: per shard samples, worlds and label stats."""
+    manifest = load_manifest(root)
+    rows = []
+    for shard, (curvature, speed) in zip(manifest.shards, shard_labels(manifest)[1]):
+        rows.append({'shard': shard.file, 'world_seeds': list(shard.world_seeds), 'samples': shard.num_samples,
+                     **label_stats(curvature, deadband),
+                     'speed_mean_mps': None if speed is None else round(float(speed.mean()), 3)})
+    return {'data_id': manifest.data_id, 'image_width': manifest.image_width,
+            'image_height': manifest.image_height, 'samples': manifest.num_samples,
+            'worlds': len(manifest.world_seeds), 'generator': manifest.source.get('generator'),
+            'shards': rows}
+
+
+def label_stats(curvature: np.ndarray, deadband: float = 0.05) -> dict[str, float]:
+    """Mean, std and left / straight / right shares of curvature labels (deadband in 1/m)."""
+    curvature = np.asarray(curvature, np.float64)
+    return {'curvature_mean': round(float(curvature.mean()), 4), 'curvature_std': round(float(curvature.std()), 4),
+            'left': round(float(np.mean(curvature > deadband)), 3),
+            'straight': round(float(np.mean(np.abs(curvature) <= deadband)), 3),
+            'right': round(float(np.mean(curvature < -deadband)), 3)}
