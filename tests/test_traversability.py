@@ -1,9 +1,11 @@
-"""Traversability: data from `dave collect` bags, dry-run training, ONNX export parity,
-argmax postprocessing, and the node publishing /traversability/labels in a real rclpy graph.
+"""Traversability: data from `dave collect` bags (ground-truth and stereo labels), dry-run training,
+ONNX export parity, argmax postprocessing, and the node publishing /traversability/labels in a
+real rclpy graph.
 
 One tiny collection (3 worlds, 160x120, 0.8 s each) feeds everything, so the file stays fast.
 """
 import json
+import shutil
 import time
 from dataclasses import replace
 
@@ -16,11 +18,12 @@ from dave_core import recording as rec
 from dave_core.model_contract import ModelContractError, load_sidecar, sidecar_path_for
 from dave_core.segmentation import (CLASS_IDS, SegmentationSpec, TraversabilitySegmenter,
                                     labels_from_logits, preprocess_left)
+from dave_core.stereo_geometry import IGNORE, StereoLabelConfig
 from dave_models.export import ExportError, export_any
 from dave_models.traversability_data import (TraversabilityDataError, build_dataset, find_bags,
                                              read_bag)
 from dave_models.traversability_net import TraversabilityNet, TraversabilityNetConfig
-from dave_models.traversability_train import confusion_matrix, iou_metrics
+from dave_models.traversability_train import confusion_matrix, iou_metrics, load_stereo_config
 from dave_sim.camera import StereoCameraConfig
 from dave_sim.collect import CollectConfig, collect
 
@@ -116,6 +119,148 @@ def test_dataset_errors_name_the_culprit(tmp_path, collection):
         build_dataset(collection, cache)
 
 
+# ---------------------------------------------------------------- stereo labels
+
+@pytest.fixture(scope='module')
+def stereo_cache(tmp_path_factory):
+    """One cache directory for the tests that label the collection with the default settings."""
+    return tmp_path_factory.mktemp('stereo_cache')
+
+
+def test_stereo_set_keeps_ground_truth_for_scoring_and_its_own_cache(collection, stereo_cache):
+    cache = stereo_cache
+    gt = build_dataset(collection, cache)
+    stereo = build_dataset(collection, cache, labels='stereo')
+    assert stereo.label_source == 'stereo' and stereo.data_id != gt.data_id
+    np.testing.assert_array_equal(stereo.images, gt.images)
+    np.testing.assert_array_equal(stereo.gt_labels, gt.labels)  # the truth rides along for scoring
+    assert IGNORE in stereo.labels and set(np.unique(stereo.labels)) <= {0, 1, 2, IGNORE}
+    assert stereo.far.dtype == bool and 0 < stereo.far.mean() < 0.5
+    # Beyond range the labeller mostly abstains (stereo depth errors let a few far pixels in).
+    surfaces = stereo.gt_labels != 2
+    labelled_far = np.mean(stereo.labels[stereo.far & surfaces] != IGNORE)
+    labelled_near = np.mean(stereo.labels[~stereo.far & surfaces] != IGNORE)
+    assert labelled_far < 0.3 < labelled_near, (labelled_far, labelled_near)
+    # What stereo calls ground is ground: calibration (baseline sign, fx) was read right.
+    ground = stereo.labels == 0
+    assert ground.mean() > 0.2 and np.mean(stereo.gt_labels[ground] == 0) > 0.95
+    # gt and stereo caches sit side by side; a second build reads them without relabelling.
+    files = sorted(cache.glob('*.npz'))
+    stereo_files = [f for f in files if '_stereo-' in f.name]
+    assert len(files) == 2 * len(SEEDS) and len(stereo_files) == len(SEEDS)
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    again = build_dataset(collection, cache, labels='stereo')
+    assert again.data_id == stereo.data_id and [f.stat().st_mtime_ns for f in files] == mtimes
+    np.testing.assert_array_equal(build_dataset(collection, cache).labels, gt.labels)
+    # Another labeller configuration is another cache, never the old one.
+    nearer = build_dataset(collection, cache, labels='stereo', stereo=StereoLabelConfig(max_range_m=4.0))
+    assert len(list(cache.glob('*.npz'))) == 3 * len(SEEDS)
+    assert nearer.far.mean() > stereo.far.mean()
+    for file in set(cache.glob('*.npz')) - set(stereo_files):
+        file.unlink()  # leave only the default stereo labels for the dry run below
+
+
+def test_stereo_dry_run_scores_against_ground_truth_and_beyond_range(collection, stereo_cache, tmp_path):
+    out = tmp_path / 'run'
+    assert train_main(['--data', str(collection), '--labels', 'stereo', '--val-seeds', '5', '--batch-size', '8',
+                       '--dry-run', '--out', str(out), '--cache', str(stereo_cache)]) == 0
+    summary = json.loads((out / 'metrics.json').read_text())
+    assert summary['label_source'] == 'stereo' and summary['val_reference'] == 'gt'
+    assert summary['stereo_config'] == StereoLabelConfig().to_dict()
+    assert 0 < summary['train_labelled_share'] < 1
+    record = summary['history'][-1]
+    for key in ('val_miou', 'val_far_miou', 'val_stereo_miou', 'val_stereo_far_miou',
+                'val_stereo_labelled_accuracy', 'val_stereo_coverage'):
+        assert np.isfinite(record[key]), key
+    assert record['val_stereo_labelled_accuracy'] > 0.8  # the labels are right where they speak
+    assert summary['stereo_labels']['val_stereo_far_miou'] == record['val_stereo_far_miou']
+    # The checkpoint carries what export puts in the sidecar (its val_* metrics and label source).
+    checkpoint = torch.load(out / 'last.pt', weights_only=True)
+    assert checkpoint['label_source'] == 'stereo' and checkpoint['stereo_config'] == summary['stereo_config']
+    assert checkpoint['metrics']['val_stereo_far_miou'] == record['val_stereo_far_miou']
+
+
+def _robot_bags(collection, out, seeds=(3, 4)):
+    """Copies of collection bags with only what a robot records (no simulator ground truth)."""
+    for seed in seeds:
+        source = next(b for b in find_bags(collection) if b.name.endswith(f'{seed:06d}'))
+        with rec.RecordingWriter(out / source.name, rec.DRIVING_TOPICS, compress=False) as writer:
+            for topic, t, msg in rec.read_messages(source, rec.DRIVING_TOPICS):
+                writer.write(topic, msg, t)
+    return out
+
+
+def test_stereo_training_needs_no_ground_truth(collection, tmp_path, caplog):
+    bags = _robot_bags(collection, tmp_path / 'robot')
+    with pytest.raises(TraversabilityDataError, match=r'seed_000003: no samples .*share no stamp'):
+        build_dataset(bags, tmp_path / 'cache2')  # gt labels from a robot's bag: there are none
+    # A robot's own labeller settings come from a JSON file; a bad one is refused before any work.
+    settings = tmp_path / 'stereo.json'
+    settings.write_text('{"num_disparities": 40}')
+    args = ['--data', str(bags), '--labels', 'stereo', '--val-seeds', '4', '--batch-size', '8', '--dry-run',
+            '--stereo-config', str(settings), '--cache', str(tmp_path / 'cache')]
+    assert train_main(args + ['--out', str(tmp_path / 'bad')]) == 2
+    assert 'stereo.json: StereoLabelConfig.num_disparities must be a multiple of 16' in caplog.text
+    assert not (tmp_path / 'bad' / 'last.pt').exists()
+    settings.write_text('{"max_range_m": 6.0, "nominal_pitch_deg": 12.0}')
+    out = tmp_path / 'run'
+    assert train_main(args + ['--out', str(out)]) == 0
+    summary = json.loads((out / 'metrics.json').read_text())
+    assert summary['val_reference'] == 'stereo' and summary['stereo_labels'] == {}
+    assert summary['stereo_config'] == StereoLabelConfig(max_range_m=6.0, nominal_pitch_deg=12.0).to_dict()
+    assert 'val_far_miou' not in summary['history'][-1] and np.isfinite(summary['history'][-1]['val_miou'])
+    data = build_dataset(bags, tmp_path / 'cache', labels='stereo', stereo=load_stereo_config(settings))
+    assert data.gt_labels is None and data.far is None and len(data) == 2 * FRAMES
+
+
+def _stereo_bag(path, left_size=(32, 24), right_size=(32, 24), baseline_m=0.12, depth=np.inf,
+                stamps=(1_000_000_000,)):
+    """A bag with the topics stereo labels read; sizes (width, height)."""
+    topics = (rec.LEFT_IMAGE, rec.RIGHT_IMAGE, rec.LEFT_INFO, rec.RIGHT_INFO, rec.GT_LABELS, rec.GT_DEPTH)
+    width, height = left_size
+    with rec.RecordingWriter(path, topics, compress=False) as writer:
+        for ns in stamps:
+            image = np.random.default_rng(ns).integers(0, 255, (height, width, 3), dtype=np.uint8)
+            right = np.random.default_rng(ns).integers(0, 255, right_size[::-1] + (3,), dtype=np.uint8)
+            info = (width, height, 20.0, 20.0, (width - 1) / 2, (height - 1) / 2, ns)
+            writer.write(rec.LEFT_IMAGE, rec.image_msg(image, 'rgb8', ns, rec.LEFT_OPTICAL_FRAME), ns)
+            writer.write(rec.RIGHT_IMAGE, rec.image_msg(right, 'rgb8', ns, rec.RIGHT_OPTICAL_FRAME), ns)
+            writer.write(rec.LEFT_INFO, rec.camera_info_msg(*info, rec.LEFT_OPTICAL_FRAME), ns)
+            writer.write(rec.RIGHT_INFO, rec.camera_info_msg(*info, rec.RIGHT_OPTICAL_FRAME, baseline_m), ns)
+            writer.write(rec.GT_LABELS, rec.image_msg(np.zeros((height, width), np.uint8), 'mono8', ns,
+                                                      rec.LEFT_OPTICAL_FRAME), ns)
+            writer.write(rec.GT_DEPTH, rec.image_msg(np.full((height, width), depth, np.float32), '32FC1', ns,
+                                                     rec.LEFT_OPTICAL_FRAME), ns)
+
+
+@pytest.mark.parametrize('make, error', [
+    (lambda p: _stereo_bag(p, right_size=(16, 12)), r'left image is 32x24 but the right image is 16x12'),
+    (lambda p: _stereo_bag(p, baseline_m=0.0), r'right camera_info P\[3\] is 0'),
+    (lambda p: _stereo_bag(p, depth=np.nan), r'/sim/left/depth contains NaN'),
+    (lambda p: _stereo_bag(p, stamps=()), r'no samples \(0 /stereo/left/image_raw'),
+])
+def test_stereo_data_errors_name_the_bag(tmp_path, make, error):
+    make(tmp_path / 'bags' / 'seed_000007')
+    with pytest.raises(TraversabilityDataError, match=rf'seed_000007: .*{error}'):
+        build_dataset(tmp_path / 'bags', tmp_path / 'cache', labels='stereo')
+
+
+def test_a_failed_run_leaves_trained_checkpoints_alone(collection, trained, tmp_path, caplog):
+    run_dir, _ = trained
+    bags = tmp_path / 'bags'
+    shutil.copytree(find_bags(collection)[0], bags / 'seed_000003')
+    mcap = next((bags / 'seed_000003').glob('*.mcap'))
+    mcap.write_bytes(mcap.read_bytes()[:mcap.stat().st_size // 3])  # a truncated copy
+    with pytest.raises(TraversabilityDataError, match=r'seed_000003: unreadable recording'):
+        build_dataset(bags, tmp_path / 'cache', labels='stereo')
+    out = tmp_path / 'run'
+    shutil.copytree(run_dir, out)
+    before = {p.name: p.read_bytes() for p in out.glob('*.pt')}
+    code = train_main(['--data', str(bags), '--out', str(out), '--resume', '--epochs', '2'])
+    assert code == 2 and 'seed_000003: unreadable recording' in caplog.text
+    assert {p.name: p.read_bytes() for p in out.glob('*.pt')} == before
+
+
 # ---------------------------------------------------------------- metrics and postprocessing
 
 def test_iou_of_a_known_confusion():
@@ -181,12 +326,6 @@ def test_resume_continues_the_same_run(collection, tmp_path):
     assert torch.load(tmp_path / 'run' / 'last.pt', weights_only=True)['epoch'] == 2
 
 
-def test_training_accepts_only_ground_truth_labels(collection, tmp_path, caplog):
-    code = train_main(['--data', str(collection), '--out', str(tmp_path / 'x'), '--labels', 'stereo'])
-    assert code == 2 and '--labels stereo: not available yet' in caplog.text
-    assert not (tmp_path / 'x').exists()
-
-
 def test_export_matches_torch_and_carries_its_contract(trained, collection, tmp_path):
     run_dir, onnx_path = trained
     assert onnx_path.stat().st_size < 10 * 2**20
@@ -209,6 +348,25 @@ def test_export_matches_torch_and_carries_its_contract(trained, collection, tmp_
         segmenter.segment(np.zeros((240, 320, 3), np.uint8))
     with pytest.raises(ExportError, match='not found'):
         export_any(tmp_path / 'missing.pt', tmp_path / 'x.onnx')
+
+
+def test_eval_scores_the_deployed_path_beyond_range_and_the_stereo_labels(trained, collection, tmp_path):
+    from dave_models.traversability_eval import main as eval_main
+
+    _, onnx_path = trained
+    out = tmp_path / 'eval.json'
+    sheet = tmp_path / 'sheet.png'
+    assert eval_main(['--model', str(onnx_path), '--data', str(collection), '--seeds', '5', '--stereo',
+                      '--sheet', str(sheet), '--json', str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures['frames'] == FRAMES and figures['far_range_m'] == StereoLabelConfig().max_range_m
+    for key in ('miou', 'far_miou', 'stereo_miou', 'stereo_far_miou', 'stereo_labelled_accuracy'):
+        assert 0.0 <= figures[key] <= 1.0, key
+    assert 0 < figures['stereo_coverage'] < 1 and 0 < figures['far_pixel_share'] < 1
+    assert figures['stereo_labelled_accuracy'] > 0.8 and figures['stereo_far_miou'] < figures['stereo_miou']
+    import cv2
+    image = cv2.imread(str(sheet))
+    assert image.shape[1] == 4 * 160 and image.shape[0] % 120 == 0  # left | truth | stereo | network
 
 
 # ---------------------------------------------------------------- node

@@ -1,4 +1,4 @@
-"""Train the traversability ConvNet on simulator ground truth, validating on held-out worlds.
+"""Train the traversability ConvNet, validating on held-out worlds against simulator ground truth.
 
 The commands that produced models/traversability.onnx (details in
 models/TRAVERSABILITY_MODEL_CARD.md):
@@ -7,6 +7,11 @@ models/TRAVERSABILITY_MODEL_CARD.md):
     dave train traversability --data out/collect/trav_v1 --out out/train/trav_v1 --labels gt \\
         --val-seeds 30-35 --max-minutes 20
     dave export out/train/trav_v1/last.pt --out models/traversability.onnx
+
+Self-supervised, from stereo geometry only (LAGR's near-to-far; the card's "Stereo labels" section):
+
+    dave train traversability --data out/collect/trav_v1 --out out/train/trav_stereo_v1 --labels stereo \\
+        --val-seeds 30-35 --epochs 10
 
 Quick end-to-end check (what CI runs on a tiny set):
 
@@ -17,7 +22,18 @@ learning_curve.png, cache/ (the network-size frames, unless --cache points elsew
 written to a temporary name and renamed, so a crash never leaves a half-written checkpoint.
 
 The score is the mean IoU over classes 0 (traversable) and 1 (obstacle) on the held-out worlds,
-at network resolution; class 2 (sky/unknown) is reported too but is easy and says little.
+at network resolution; class 2 (sky/unknown) is reported too but is easy and says little. With
+--labels stereo the training targets leave pixels unlabelled (IGNORE, skipped by the loss), but
+validation still scores against the simulator's ground truth when the bags hold it, and adds:
+- val_far_*: the network's IoU on pixels whose true depth is beyond the labeller's range
+  (GT depth > StereoLabelConfig.max_range_m, surfaces only, not sky): seeing beyond stereo;
+- val_stereo_*: the stereo labels themselves scored the same way, with every pixel they leave
+  unlabelled read as class 2 (unknown), i.e. counted wrong for a GT class 0/1 pixel. The far-range
+  pair val_far_miou vs val_stereo_far_miou says whether the network sees further than its labels;
+- val_stereo_labelled_accuracy / _miou: label quality where the labeller gives a label (all within
+  its range or sky), and val_stereo_coverage, the share of pixels it labels.
+Without ground truth (a robot's bags) validation scores against the held-out stereo labels
+(metrics.json: "val_reference": "stereo").
 """
 from __future__ import annotations
 
@@ -40,6 +56,7 @@ from dave_core.atomic_file import atomic_write, atomic_write_text
 from dave_core.preprocess import COLOR_SPACES
 from dave_core.segmentation import CLASS_IDS, SegmentationSpec, image_to_input
 from dave_core.seeds import parse_seed_list
+from dave_core.stereo_geometry import IGNORE, StereoLabelConfig
 from dave_models.augment import adjust_photometric
 from dave_models.datasets import split_by_world
 from dave_models.traversability_data import (NUM_CLASSES, TraversabilitySet, build_dataset,
@@ -57,13 +74,32 @@ TASK = 'traversability'
 DRY_RUN_BATCHES = 2
 SCORED_CLASSES = (CLASS_IDS['traversable'], CLASS_IDS['obstacle'])
 CLASS_NAMES = {i: name for name, i in CLASS_IDS.items()}
+# Held-out mIoU(0/1) against ground truth the model card asks of each label source (issue #4).
+MIOU_BAR = {'gt': 0.9, 'stereo': 0.75}
 
 
+def load_stereo_config(path: str | Path) -> StereoLabelConfig:
+    """A StereoLabelConfig from a JSON object of its fields (missing ones keep their defaults)."""
+    try:
+        return StereoLabelConfig.from_dict(json.loads(Path(path).read_text()))
+    except OSError as exc:
+        raise ValueError(f'--stereo-config {path}: cannot read it ({exc.strerror})') from None
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f'--stereo-config {path}: {exc}') from None
 
 
-def confusion_matrix(predicted: np.ndarray, target: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
-    """(num_classes, num_classes) pixel counts, rows = true class, columns = predicted class."""
-    index = target.reshape(-1).astype(np.int64) * num_classes + predicted.reshape(-1).astype(np.int64)
+def confusion_matrix(predicted: np.ndarray, target: np.ndarray, num_classes: int = NUM_CLASSES,
+                     mask: np.ndarray | None = None) -> np.ndarray:
+    """(num_classes, num_classes) pixel counts, rows = true class, columns = predicted class.
+
+    Pixels outside `mask`, and targets of IGNORE, are not counted; a predicted IGNORE (a stereo
+    label that abstains) counts as class 2, unknown.
+    """
+    keep = target != IGNORE if mask is None else (target != IGNORE) & mask
+    target = target[keep].astype(np.int64)
+    predicted = predicted[keep].astype(np.int64)
+    predicted = np.where(predicted == IGNORE, CLASS_IDS['unknown'], predicted)
+    index = target * num_classes + predicted
     return np.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
 
@@ -125,51 +161,104 @@ def make_batch(data: TraversabilitySet, indices: np.ndarray, spec: SegmentationS
     return inputs, labels
 
 
-def save_learning_curve(history: list[dict[str, float]], path: Path) -> None:
-    """Train loss, held-out mIoU (classes 0/1) and per-class IoU per epoch."""
+def save_learning_curve(history: list[dict[str, float]], path: Path, reference: str = 'gt',
+                        bar: float = 0.9) -> None:
+    """Train loss, held-out mIoU (classes 0/1) and per-class IoU per epoch; with stereo labels also
+    the mIoU beyond stereo range, and the stereo labels' own scores as horizontal lines."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     epochs = [h['epoch'] for h in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
     axes[0].plot(epochs, [h['train_loss'] for h in history], 'o-')
     axes[0].set(title='train loss (weighted cross-entropy)', xlabel='epoch', yscale='log')
     axes[1].plot(epochs, [h['val_miou'] for h in history], 'o-', lw=2, label='mIoU (0/1)')
     for i, name in CLASS_NAMES.items():
         axes[1].plot(epochs, [h[f'val_iou_{name}'] for h in history], '--', label=f'IoU {i} {name}')
-    axes[1].axhline(0.9, color='grey', lw=0.8, ls=':')
-    axes[1].set(title='held-out worlds', xlabel='epoch', ylim=(0, 1))
-    axes[1].legend(loc='lower right')
+    if 'val_far_miou' in history[-1]:
+        axes[1].plot(epochs, [h['val_far_miou'] for h in history], 's-', color='black',
+                     label='mIoU beyond stereo range')
+        for key, style, text in (('val_stereo_miou', '-.', 'stereo labels: mIoU'),
+                                 ('val_stereo_far_miou', ':', 'stereo labels: beyond range')):
+            axes[1].axhline(history[-1][key], color='purple', lw=1.2, ls=style, label=text)
+    axes[1].axhline(bar, color='grey', lw=0.8, ls=':')  # the model card's bar for this label source
+    reference = 'ground truth' if reference == 'gt' else 'stereo labels'
+    axes[1].set(title=f'held-out worlds, vs {reference}', xlabel='epoch', ylim=(0, 1))
+    axes[1].legend(loc='center left', bbox_to_anchor=(1.02, 0.5), fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.14, top=0.9, wspace=0.25)
+    fig.subplots_adjust(left=0.06, right=0.8, bottom=0.14, top=0.9, wspace=0.22)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format='png', dpi=90))
     plt.close(fig)
+
+
+def reference_labels(data: TraversabilitySet) -> np.ndarray:
+    """What validation scores against: simulator ground truth, else the (stereo) training labels."""
+    return data.gt_labels if data.gt_labels is not None else data.labels
+
+
+def _scores(confusion: np.ndarray, prefix: str) -> dict[str, float]:
+    return {f'{prefix}{k}': v for k, v in iou_metrics(confusion).items()}
+
+
+def _far_scores(confusion: np.ndarray, prefix: str) -> dict[str, float]:
+    """mIoU and IoU of classes 0/1 beyond stereo range (class 2 has no depth, so none there)."""
+    metrics = iou_metrics(confusion)
+    return {f'{prefix}{k}': metrics[k] for k in ('miou', 'iou_traversable', 'iou_obstacle')}
+
+
+def stereo_label_metrics(data: TraversabilitySet, count: int | None = None) -> dict[str, float]:
+    """The stereo labels of `data` (its first `count` frames) scored against ground truth, as val_stereo_*.
+
+    Pixels the labeller leaves unlabelled count as class 2 (unknown): wrong for a ground-truth
+    0/1 pixel. `labelled_*` scores only the pixels it labels (its precision where it speaks).
+    """
+    if data.gt_labels is None:
+        return {}
+    labels, truth = data.labels[:count], data.gt_labels[:count]
+    labelled = labels != IGNORE
+    metrics = {**_scores(confusion_matrix(labels, truth), 'val_stereo_'),
+               'val_stereo_coverage': float(labelled.mean())}
+    inside = iou_metrics(confusion_matrix(labels, truth, mask=labelled))
+    metrics['val_stereo_labelled_miou'] = inside['miou']
+    metrics['val_stereo_labelled_accuracy'] = inside['pixel_accuracy']
+    if data.far is not None:
+        far = data.far[:count]
+        metrics.update(_far_scores(confusion_matrix(labels, truth, mask=far), 'val_stereo_far_'))
+        metrics['val_far_pixel_share'] = float(far.mean())
+    return metrics
 
 
 @torch.no_grad()
 def evaluate(model: TraversabilityNet, data: TraversabilitySet, spec: SegmentationSpec,
              batch_size: int, device: torch.device, max_batches: int | None = None) -> dict[str, float]:
-    """Held-out IoU metrics over `data` (no augmentation), as val_* keys."""
+    """Held-out IoU metrics over `data` (no augmentation), as val_* keys (and val_far_* with GT depth)."""
     model.eval()
     order = np.arange(len(data))
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)][:max_batches]
+    reference = reference_labels(data)
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    far_confusion = np.zeros_like(confusion)
     for indices in batches:
-        inputs, labels = make_batch(data, indices, spec, None, False)
-        logits = model(torch.from_numpy(inputs).to(device))
-        confusion += confusion_matrix(logits.argmax(1).cpu().numpy(), labels)
-    metrics = iou_metrics(confusion)
-    metrics['frames'] = float(sum(len(b) for b in batches))
-    return {f'val_{k}': v for k, v in metrics.items()}
+        inputs, _ = make_batch(data, indices, spec, None, False)
+        predicted = model(torch.from_numpy(inputs).to(device)).argmax(1).cpu().numpy()
+        confusion += confusion_matrix(predicted, reference[indices])
+        if data.far is not None:
+            far_confusion += confusion_matrix(predicted, reference[indices], mask=data.far[indices])
+    metrics = _scores(confusion, 'val_')
+    if data.far is not None:
+        metrics.update(_far_scores(far_confusion, 'val_far_'))
+    metrics['val_frames'] = float(sum(len(b) for b in batches))
+    return metrics
 
 
 def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
     """Run training as configured; returns the summary also written to OUT/metrics.json."""
     torch.set_num_threads(config.threads)
+    cv2.setNumThreads(config.threads)  # SGBM (stereo labels) and resizing share the same budget
     if config.device == 'cuda' and not torch.cuda.is_available():
         raise TrainingError('--device cuda: no CUDA device is available to torch')
     device = torch.device(config.device)
@@ -181,7 +270,18 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
                             f'or choose another directory (a new run must not replace it)')
     spec = SegmentationSpec.from_dict(resume['preprocess']) if resume else SegmentationSpec()
     started = time.perf_counter()
-    data = build_dataset(config.data, config.cache or out / 'cache', spec, config.frame_stride)
+    if resume is not None and resume.get('label_source', 'gt') != config.labels:
+        raise TrainingError(f'--resume: the checkpoint was trained on --labels {resume["label_source"]}, '
+                            f'not {config.labels}')
+    stereo = load_stereo_config(config.stereo_config) if config.stereo_config else None
+    if resume is not None and resume.get('stereo_config'):
+        if stereo is not None and stereo.to_dict() != resume['stereo_config']:
+            raise TrainingError(f'--resume: --stereo-config {config.stereo_config} differs from the '
+                                f'stereo labeller configuration the checkpoint was trained with')
+        stereo = StereoLabelConfig.from_dict(resume['stereo_config'])
+    stereo = stereo or StereoLabelConfig()
+    data = build_dataset(config.data, config.cache or out / 'cache', spec, config.frame_stride,
+                         config.labels, stereo)
     val_seeds_arg = parse_seed_list(config.val_seeds) if config.val_seeds else None
     train_seeds, val_seeds = split_by_world(data.world_seeds, config.val_fraction, config.seed,
                                             val_seeds_arg)
@@ -199,11 +299,23 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
         spec = replace(spec, mean=mean, std=std)
     freq = class_frequencies(train_set.labels)
     weights = class_weights(train_set.labels) if config.balance else np.ones(NUM_CLASSES, np.float32)
-    logger.info('data %s: %d train frames (%d worlds), %d held-out frames (worlds %s), camera %dx%d, '
-                'loaded in %.1f s; class shares %s, loss weights %s', data.data_id, len(train_set),
-                len(train_seeds), len(val_set), val_seeds, *data.camera_size,
-                time.perf_counter() - started, [round(float(v), 3) for v in freq],
-                [round(float(v), 2) for v in weights])
+    val_reference = 'gt' if val_set.gt_labels is not None else config.labels
+    logger.info('data %s (%s labels on %.1f %% of the training pixels): %d train frames (%d worlds), '
+                '%d held-out frames (worlds %s, scored against %s), camera %dx%d, loaded in %.1f s; '
+                'class shares %s, loss weights %s', data.data_id, config.labels,
+                100 * float(np.mean(train_set.labels != IGNORE)), len(train_set), len(train_seeds),
+                len(val_set), val_seeds, val_reference, *data.camera_size, time.perf_counter() - started,
+                [round(float(v), 3) for v in freq], [round(float(v), 2) for v in weights])
+    val_batches = DRY_RUN_BATCHES if config.dry_run else None
+    stereo_metrics = stereo_label_metrics(
+        val_set, None if val_batches is None else val_batches * config.batch_size) \
+        if config.labels == 'stereo' else {}
+    if stereo_metrics:
+        logger.info('stereo labels of the held-out worlds vs ground truth: mIoU(0/1) %.4f (unlabelled = '
+                    'wrong), %.4f where labelled (accuracy %.4f, %.1f %% of pixels labelled), beyond '
+                    'stereo range %.4f', stereo_metrics['val_stereo_miou'],
+                    stereo_metrics['val_stereo_labelled_miou'], stereo_metrics['val_stereo_labelled_accuracy'],
+                    100 * stereo_metrics['val_stereo_coverage'], stereo_metrics['val_stereo_far_miou'])
 
     torch.manual_seed(config.seed)
     model = TraversabilityNet(net_config).to(device)
@@ -242,8 +354,12 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
         bar = tqdm(batches, desc=f'epoch {epoch}/{epochs}', unit='batch', disable=None, leave=False)
         for indices in bar:
             inputs, labels = make_batch(train_set, indices, spec, rng, config.augment)
+            if not (labels != IGNORE).any():
+                continue  # nothing labelled (stereo labels of frames without ground): no gradient
             logits = model(torch.from_numpy(inputs).to(device))
-            loss = F.cross_entropy(logits, torch.from_numpy(labels).to(device), weight=loss_weights)
+            # ignore_index: the pixels stereo geometry left unlabelled are no training target
+            loss = F.cross_entropy(logits, torch.from_numpy(labels).to(device), weight=loss_weights,
+                                   ignore_index=IGNORE)
             if not torch.isfinite(loss):
                 raise TrainingError(f'epoch {epoch}: loss became {loss.item()}; nothing was saved '
                                     f'for this epoch (try a lower --lr)')
@@ -255,12 +371,13 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
             bar.set_postfix(loss=f'{losses[-1]:.4g}')
         train_seconds = time.perf_counter() - epoch_start
         train_minutes += train_seconds / 60.0
-        val = evaluate(model, val_set, spec, config.batch_size, device,
-                       DRY_RUN_BATCHES if config.dry_run else None)
+        if not losses:
+            raise TrainingError(f'epoch {epoch}: no training batch had a labelled pixel')
+        val = evaluate(model, val_set, spec, config.batch_size, device, val_batches)
         record = {'epoch': float(epoch), 'train_loss': float(np.mean(losses)),
                   'lr': float(scheduler.get_last_lr()[0]), 'train_seconds': train_seconds,
                   'train_samples_per_s': len(losses) * config.batch_size / max(train_seconds, 1e-9),
-                  **val}
+                  **val, **stereo_metrics}
         history.append(record)
         improved = record['val_miou'] > best_miou
         best_miou = max(best_miou, record['val_miou'])
@@ -272,15 +389,20 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
             'history': history, 'best_val_miou': best_miou, 'data_id': data.data_id,
             'data_dir': str(Path(config.data).resolve()), 'train_seeds': train_seeds,
             'val_seeds': val_seeds, 'camera': {'width': data.camera_size[0], 'height': data.camera_size[1]},
-            'class_ids': dict(CLASS_IDS), 'label_source': config.labels,
+            'class_ids': dict(CLASS_IDS), 'label_source': config.labels, 'val_reference': val_reference,
+            'stereo_config': stereo.to_dict() if config.labels == 'stereo' else None,
             'train_minutes': train_minutes, 'train_config': asdict(config),
             'created_by': f'dave_models {package_version()} traversability_train.py (torch {torch.__version__})',
         }
         atomic_write(out / 'last.pt', lambda tmp: torch.save(checkpoint, tmp))
         if improved:
             atomic_write(out / 'best.pt', lambda tmp: torch.save(checkpoint, tmp))
-        save_learning_curve(history, out / 'learning_curve.png')
-        summary = {'data_id': data.data_id, 'train_worlds': train_seeds, 'val_worlds': val_seeds,
+        save_learning_curve(history, out / 'learning_curve.png', val_reference, MIOU_BAR[config.labels])
+        summary = {'data_id': data.data_id, 'label_source': config.labels, 'val_reference': val_reference,
+                   'train_labelled_share': float(np.mean(train_set.labels != IGNORE)),
+                   **({'stereo_config': stereo.to_dict(), 'stereo_labels': stereo_metrics}
+                      if config.labels == 'stereo' else {}),
+                   'train_worlds': train_seeds, 'val_worlds': val_seeds,
                    'train_frames': len(train_set), 'val_frames': len(val_set),
                    'parameters': model.num_parameters(), 'best_val_miou': best_miou,
                    'train_minutes': train_minutes, 'history': history}
@@ -290,6 +412,11 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
                     record['train_loss'], record['val_miou'], record['val_iou_traversable'],
                     record['val_iou_obstacle'], record['val_iou_unknown'], record['val_pixel_accuracy'],
                     record['train_samples_per_s'], ' *best*' if improved else '')
+        if 'val_far_miou' in record:
+            logger.info('epoch %d: beyond stereo range mIoU(0/1) %.4f (traversable %.4f, obstacle %.4f); '
+                        'the stereo labels there: %.4f', epoch, record['val_far_miou'],
+                        record['val_far_iou_traversable'], record['val_far_iou_obstacle'],
+                        record.get('val_stereo_far_miou', math.nan))
     if not history or int(history[-1]['epoch']) <= start_epoch:
         raise TrainingError(f'nothing to do: the checkpoint already has {start_epoch} of {epochs} epochs')
     return json.loads((out / 'metrics.json').read_text())

@@ -8,10 +8,11 @@ import argparse
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-# Where the per-pixel labels come from. 'gt': the simulator's ground truth recorded by
-# `dave collect`. 'stereo' (LAGR's near-range labels from stereo geometry) is a later step.
+# Where the per-pixel training labels come from. 'gt': the simulator's ground truth recorded by
+# `dave collect`. 'stereo': LAGR's self-supervised labels from stereo geometry (ground plane fit,
+# height above it, within the reliable range; dave_core.stereo_geometry), what a real robot has.
+# Validation scores against simulator ground truth whenever the bags hold it.
 LABEL_SOURCES = ('gt', 'stereo')
-IMPLEMENTED_LABEL_SOURCES = ('gt',)
 
 
 def _opt(default: Any, help_text: str, **extra: Any) -> Any:
@@ -24,8 +25,13 @@ class TraversabilityTrainConfig:
     data: str = _opt(MISSING, '`dave collect` output directory (or a folder of its bags)', required=True)
     out: str = _opt(MISSING, 'output directory for checkpoints, metrics.json, learning_curve.png',
                     required=True)
-    labels: str = _opt('gt', 'label source: gt = simulator ground truth (stereo: not yet available)',
-                       choices=LABEL_SOURCES)
+    labels: str = _opt('gt', 'training labels: gt = simulator ground truth; stereo = self-supervised '
+                             'from stereo geometry within 7 m (no hand labels; unlabelled pixels are '
+                             'ignored by the loss). Validation scores against ground truth when the bags '
+                             'hold it, and for stereo also beyond stereo range', choices=LABEL_SOURCES)
+    stereo_config: str = _opt('', 'JSON file of dave_core.stereo_geometry.StereoLabelConfig fields for '
+                                  '--labels stereo, e.g. {"nominal_pitch_deg": 15, "max_range_m": 10} '
+                                  '(default: the simulator camera\'s settings)')
     cache: str = _opt('', 'directory of the per-bag .npz cache (default: OUT/cache)')
     seed: int = _opt(0, 'seed of weights init, world split, shuffling and augmentation')
     epochs: int = _opt(8, 'passes over the training worlds (~2.5k frames; held-out mIoU flattens '
@@ -76,9 +82,8 @@ def config_from_args(args: argparse.Namespace) -> TraversabilityTrainConfig:
     """Build the config from parsed flags, with one clear error for a bad value."""
     config = TraversabilityTrainConfig(
         **{f.name: getattr(args, f.name) for f in fields(TraversabilityTrainConfig)})
-    if config.labels not in IMPLEMENTED_LABEL_SOURCES:
-        raise ValueError(f'--labels {config.labels}: not available yet (labels from stereo geometry '
-                         f'are a later step); use --labels gt')
+    if config.stereo_config and config.labels != 'stereo':
+        raise ValueError('--stereo-config applies to --labels stereo only')
     checks = (('epochs', config.epochs >= 1), ('batch_size', config.batch_size >= 2),
               ('lr', config.lr > 0), ('threads', config.threads >= 1),
               ('weight_decay', config.weight_decay >= 0), ('max_minutes', config.max_minutes >= 0),
