@@ -1,4 +1,5 @@
 """Data-parallel helpers: batch sharding, the single-process default, and a real 2-process gloo job."""
+import json
 import os
 import shutil
 import subprocess
@@ -80,3 +81,34 @@ def test_two_gloo_processes_average_gradients_like_one_process_on_both_batches(t
         optimizer.step()
     for expected, got in zip(unwrap(model).parameters(), rank0):
         assert torch.allclose(expected, got, atol=1e-6)
+
+
+def _dave() -> str:
+    found = shutil.which('dave', path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.fail('the dave console script is not installed next to the interpreter')
+    return found
+
+
+def _torchrun_dave(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    result = subprocess.run([_torchrun(), '--standalone', '--nproc_per_node=2', _dave(), *args],
+                            env=env, timeout=240, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_traversability_trains_under_torchrun_with_two_processes(tmp_path):
+    from dave_sim.camera import StereoCameraConfig
+    from dave_sim.collect import CollectConfig, collect
+
+    data = tmp_path / 'collect'
+    config = CollectConfig(duration_s=0.8, camera=StereoCameraConfig(width=160, height=120))
+    collect(data, [3, 4, 5], config, workers=1, worker_env={'LP_NUM_THREADS': '1'}, progress=False)
+    out = tmp_path / 'run'
+    _torchrun_dave(['train', 'traversability', '--data', str(data), '--out', str(out), '--val-seeds', '5',
+                    '--batch-size', '4', '--threads', '1', '--dry-run'], tmp_path)
+    summary = json.loads((out / 'metrics.json').read_text())
+    assert summary['history'][-1]['processes'] == 2
+    checkpoint = torch.load(out / 'last.pt', weights_only=True)
+    assert not any(key.startswith('module.') for key in checkpoint['state_dict'])  # plain net, exportable

@@ -64,6 +64,7 @@ from dave_models.traversability_data import (NUM_CLASSES, TraversabilitySet, bui
 from dave_models.traversability_net import TraversabilityNet, TraversabilityNetConfig
 from dave_models.traversability_train_config import (TraversabilityTrainConfig, add_arguments,
                                                      config_from_args)
+from dave_models.distributed import DistributedContext, init_distributed, shutdown_distributed
 from dave_models.training import TrainingError, load_resume, package_version, train_batches
 
 logger = logging.getLogger(__name__)
@@ -256,12 +257,26 @@ def evaluate(model: TraversabilityNet, data: TraversabilitySet, spec: Segmentati
 
 
 def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
-    """Run training as configured; returns the summary also written to OUT/metrics.json."""
+    """Run training as configured; returns the summary also written to OUT/metrics.json.
+
+    Under torchrun every process trains on its share of each epoch's batches (DDP) and rank 0
+    alone validates and writes (dave_models.distributed).
+    """
     torch.set_num_threads(config.threads)
     cv2.setNumThreads(config.threads)  # SGBM (stereo labels) and resizing share the same budget
     if config.device == 'cuda' and not torch.cuda.is_available():
         raise TrainingError('--device cuda: no CUDA device is available to torch')
-    device = torch.device(config.device)
+    ddp = init_distributed(config.device)
+    try:
+        return _train(config, ddp)
+    finally:
+        shutdown_distributed(ddp)
+
+
+def _train(config: TraversabilityTrainConfig, ddp: DistributedContext) -> dict[str, Any]:
+    if not ddp.is_main:
+        logging.getLogger('dave_models').setLevel(logging.WARNING)  # one process reports
+    device = ddp.device(config.device)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     resume = load_resume(config.resume, out, CHECKPOINT_FORMAT)
@@ -280,8 +295,12 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
                                 f'stereo labeller configuration the checkpoint was trained with')
         stereo = StereoLabelConfig.from_dict(resume['stereo_config'])
     stereo = stereo or StereoLabelConfig()
+    if not ddp.is_main:
+        ddp.barrier()  # rank 0 fills the label cache first; the others then read it
     data = build_dataset(config.data, config.cache or out / 'cache', spec, config.frame_stride,
                          config.labels, stereo)
+    if ddp.is_main:
+        ddp.barrier()
     val_seeds_arg = parse_seed_list(config.val_seeds) if config.val_seeds else None
     train_seeds, val_seeds = split_by_world(data.world_seeds, config.val_fraction, config.seed,
                                             val_seeds_arg)
@@ -321,7 +340,7 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
     model = TraversabilityNet(net_config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     epochs = 1 if config.dry_run else config.epochs
-    steps_per_epoch = len(train_batches(len(train_set), config.batch_size, np.random.default_rng(0)))
+    steps_per_epoch = len(ddp.shard(train_batches(len(train_set), config.batch_size, np.random.default_rng(0))))
     if config.dry_run:
         steps_per_epoch = min(steps_per_epoch, DRY_RUN_BATCHES)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
@@ -340,26 +359,33 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
         train_minutes = float(resume.get('train_minutes', 0.0))
         logger.info('resuming after epoch %d (best held-out mIoU %.4f)', start_epoch, best_miou)
     loss_weights = torch.from_numpy(weights).to(device)
+    trained = ddp.wrap(model, device)  # after resume: DDP broadcasts rank 0's weights
 
     for epoch in range(start_epoch + 1, epochs + 1):
-        if config.max_minutes and train_minutes >= config.max_minutes:
+        # The mean over processes: every process must take the same decision (DDP).
+        if config.max_minutes and ddp.mean(train_minutes) >= config.max_minutes:
             logger.info('stopping before epoch %d: %.1f of %.1f minutes of training used', epoch,
                         train_minutes, config.max_minutes)
             break
         model.train()
         rng = np.random.default_rng([config.seed, epoch])  # per epoch: a resumed run gets the same batches
-        batches = train_batches(len(train_set), config.batch_size, rng)[:steps_per_epoch]
+        batches = ddp.shard(train_batches(len(train_set), config.batch_size, rng))[:steps_per_epoch]
         epoch_start = time.perf_counter()
         losses = []
-        bar = tqdm(batches, desc=f'epoch {epoch}/{epochs}', unit='batch', disable=None, leave=False)
+        bar = tqdm(batches, desc=f'epoch {epoch}/{epochs}', unit='batch', disable=None if ddp.is_main else True,
+                   leave=False)
         for indices in bar:
             inputs, labels = make_batch(train_set, indices, spec, rng, config.augment)
-            if not (labels != IGNORE).any():
+            labelled = bool((labels != IGNORE).any())
+            if not labelled and not ddp.enabled:
                 continue  # nothing labelled (stereo labels of frames without ground): no gradient
-            logits = model(torch.from_numpy(inputs).to(device))
-            # ignore_index: the pixels stereo geometry left unlabelled are no training target
-            loss = F.cross_entropy(logits, torch.from_numpy(labels).to(device), weight=loss_weights,
-                                   ignore_index=IGNORE)
+            logits = trained(torch.from_numpy(inputs).to(device))
+            if labelled:
+                # ignore_index: the pixels stereo geometry left unlabelled are no training target
+                loss = F.cross_entropy(logits, torch.from_numpy(labels).to(device), weight=loss_weights,
+                                       ignore_index=IGNORE)
+            else:  # DDP: every process must join every step's gradient all-reduce, with zero here
+                loss = logits.sum() * 0.0
             if not torch.isfinite(loss):
                 raise TrainingError(f'epoch {epoch}: loss became {loss.item()}; nothing was saved '
                                     f'for this epoch (try a lower --lr)')
@@ -367,16 +393,22 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
             loss.backward()
             optimizer.step()
             scheduler.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f'{losses[-1]:.4g}')
+            if labelled:
+                losses.append(loss.item())
+                bar.set_postfix(loss=f'{losses[-1]:.4g}')
         train_seconds = time.perf_counter() - epoch_start
         train_minutes += train_seconds / 60.0
         if not losses:
             raise TrainingError(f'epoch {epoch}: no training batch had a labelled pixel')
+        train_loss = ddp.mean(float(np.mean(losses)))
+        if not ddp.is_main:
+            ddp.barrier()  # wait for rank 0's validation and checkpoint
+            continue
         val = evaluate(model, val_set, spec, config.batch_size, device, val_batches)
-        record = {'epoch': float(epoch), 'train_loss': float(np.mean(losses)),
+        record = {'epoch': float(epoch), 'train_loss': train_loss,
                   'lr': float(scheduler.get_last_lr()[0]), 'train_seconds': train_seconds,
-                  'train_samples_per_s': len(losses) * config.batch_size / max(train_seconds, 1e-9),
+                  'train_samples_per_s': ddp.world_size * len(losses) * config.batch_size
+                  / max(train_seconds, 1e-9), 'processes': float(ddp.world_size),
                   **val, **stereo_metrics}
         history.append(record)
         improved = record['val_miou'] > best_miou
@@ -417,6 +449,11 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
                         'the stereo labels there: %.4f', epoch, record['val_far_miou'],
                         record['val_far_iou_traversable'], record['val_far_iou_obstacle'],
                         record.get('val_stereo_far_miou', math.nan))
+        ddp.barrier()
+    if not ddp.is_main:
+        ddp.barrier()  # rank 0 has written the final metrics.json
+        return json.loads((out / 'metrics.json').read_text())
+    ddp.barrier()
     if not history or int(history[-1]['epoch']) <= start_epoch:
         raise TrainingError(f'nothing to do: the checkpoint already has {start_epoch} of {epochs} epochs')
     return json.loads((out / 'metrics.json').read_text())
