@@ -131,3 +131,29 @@ def test_never_collides_in_generated_worlds():
         finally:
             sim.close()
     assert distance > 2 * 12.0  # it drives, instead of avoiding collisions by standing still
+
+
+def test_memoryless_choice_ignores_the_previous_arc():
+    from dave_sim.reactive_expert import memoryless_arc
+
+    points = disc_points(2.0, 0.1, 0.4)  # slightly left of the path: away from it is right
+    free, clearance = evaluate_arcs(points, CONFIG, VEHICLE.footprint_radius_m, CAMERA_FORWARD, HFOV)
+    assert decide(points, previous=1.5).curvature > 0  # the pull of a left turn in progress
+    assert decide(points, previous=-1.5).curvature < 0
+    choice = memoryless_arc(free, clearance, CONFIG, VEHICLE.max_yaw_rate_rps)
+    assert choice.curvature < 0 and choice.curvature == decide(points, previous=0.0).curvature
+
+
+def test_privileged_labels_describe_the_last_command():
+    base = generate_world(0, WorldConfig(n_obstacles=0, size_m=30.0))
+    rock = Obstacle('cylinder', 2.0, 0.1, 0.4, 1.0, (0.5, 0.5, 0.5, 1.0))
+    expert = ReactiveExpert(dataclasses.replace(base, obstacles=(rock,)), VEHICLE)
+    with pytest.raises(RuntimeError, match='command'):
+        expert.privileged_labels()
+    command = expert.command(VehicleState(0.0, 0.0, 0.0, 0.0, 0.0))
+    labels = expert.privileged_labels()
+    assert labels['arc_free_m'].shape == (CONFIG.n_arcs,) and labels['arc_clearance_m'].shape == (CONFIG.n_arcs,)
+    best = int(np.argmin(np.abs(CONFIG.curvatures - command.curvature)))
+    assert labels['arc_free_m'][best] == pytest.approx(expert.last_choice.free_m)
+    assert labels['arc_free_m'][CONFIG.n_arcs // 2] < CONFIG.horizon_m  # the rock blocks straight on
+    assert labels['curvature_memoryless'] == command.curvature  # no previous arc yet: same choice

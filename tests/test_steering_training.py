@@ -303,3 +303,154 @@ def test_merge_gives_the_data_id_of_one_run_and_refuses_overlaps(tmp_path):
     with pytest.raises(DatasetError, match='world seed 0 is also in'):
         merge_datasets([tmp_path / 'a', tmp_path / 'whole'], tmp_path / 'bad')
     assert datasets_main(['merge', str(tmp_path / 'a'), str(tmp_path / 'a'), '--out', str(tmp_path / 'c')]) == 2
+
+
+def test_augment_flags_mirror_augment_config_and_need_the_camera_for_rotations():
+    from dataclasses import asdict
+
+    from dave_models.augment import AugmentConfig
+    from dave_models.train import augment_setup
+    from dave_core.preprocess import PreprocessSpec
+    from dave_models.train_config import add_arguments, config_from_args
+    from dave_sim.camera import StereoCameraConfig
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    config = config_from_args(parser.parse_args(['--data', 'd', '--out', 'o']))
+    defaults = AugmentConfig()
+    augment, geometry = augment_setup(config, {'camera': asdict(StereoCameraConfig())}, PreprocessSpec())
+    assert augment == defaults  # the flag defaults are AugmentConfig's
+    assert geometry is not None and geometry.fx == pytest.approx(StereoCameraConfig().fx * 200 / 320)
+    assert augment_setup(config, {}, PreprocessSpec()) == (defaults, None)
+    custom = config_from_args(parser.parse_args(['--data', 'd', '--out', 'o', '--aug-rotate-prob', '0',
+                                                 '--aug-blur-prob', '0.5']))
+    assert augment_setup(custom, {}, PreprocessSpec())[0] == AugmentConfig(rotate_prob=0.0, blur_prob=0.5)
+    off = config_from_args(parser.parse_args(['--data', 'd', '--out', 'o', '--no-augment']))
+    assert augment_setup(off, {}, PreprocessSpec()) == (None, None)
+    with pytest.raises(ValueError, match='--aug-shadow-prob'):
+        config_from_args(parser.parse_args(['--data', 'd', '--out', 'o', '--aug-shadow-prob', '2']))
+
+
+# --- labels, arc head, auxiliary targets --------------------------------------------------
+
+FAN = np.linspace(-1.5, 1.5, 21)
+
+
+def test_arc_targets_are_two_hot_with_the_label_as_mean():
+    from dave_models.train import arc_targets
+
+    labels = np.array([0.0, 0.15, -1.5, 1.5, 0.2, -0.71, 3.0])
+    soft = arc_targets(labels, FAN)
+    assert soft.shape == (7, 21) and np.allclose(soft.sum(axis=1), 1.0)
+    np.testing.assert_allclose(soft @ FAN, np.clip(labels, -1.5, 1.5), atol=1e-6)
+    assert soft[0, 10] == 1.0 and soft[1, 11] == pytest.approx(1.0) and soft[3, 20] == 1.0
+    assert (np.count_nonzero(soft, axis=1) <= 2).all()
+    assert soft[4, 11] == pytest.approx(2 / 3) and soft[4, 12] == pytest.approx(1 / 3)
+
+
+def _arc_world(seed, frames):
+    world = synthetic_world(seed, frames)
+    rng = np.random.default_rng(100 + seed)
+    world.curvature_memoryless = -world.curvature
+    world.arc_free_m = rng.uniform(0, 3.5, (frames, 21)).astype(np.float32)
+    world.arc_clearance_m = rng.uniform(0, 1.0, (frames, 21)).astype(np.float32)
+    return world
+
+
+def test_aux_targets_mirror_with_a_flip_and_are_masked_after_a_rotation():
+    from dave_core.preprocess import PreprocessSpec, crop_resize
+    from dave_models.augment import AugmentConfig, ViewGeometry
+    from dave_models.datasets import CachedSet
+    from dave_models.train import make_batch
+
+    world = _arc_world(0, 6)
+    spec = PreprocessSpec()
+    data = CachedSet(np.stack([crop_resize(im, spec) for im in world.left]),
+                     np.stack([crop_resize(im, spec) for im in world.right]), world.curvature,
+                     world.world_seed, arc_free_m=world.arc_free_m, arc_clearance_m=world.arc_clearance_m,
+                     curvature_memoryless=world.curvature_memoryless)
+    scale = np.repeat(np.array([3.5, 1.0], np.float32), 21)
+    geometry = ViewGeometry(fx=100.0, fy=100.0, cx=99.5, cy=10.0, pitch_deg=10.0, height_m=0.3, baseline_m=0.12)
+    index = np.arange(6)
+    flip = AugmentConfig(flip_prob=1.0, rotate_prob=0.0)
+    _, t = make_batch(data, index, spec, np.random.default_rng(0), flip, geometry, 'memoryless', scale)
+    np.testing.assert_allclose(t['curvature'], world.curvature)  # memoryless = -expert here, flipped
+    np.testing.assert_allclose(t['aux'][:, :21], world.arc_free_m[:, ::-1] / 3.5, rtol=1e-6)
+    np.testing.assert_allclose(t['aux'][:, 21:], world.arc_clearance_m[:, ::-1], rtol=1e-6)
+    assert t['aux_mask'].tolist() == [1.0] * 6 and np.array_equal(t['expert'], world.curvature)
+    rotate = AugmentConfig(flip_prob=0.0, rotate_prob=1.0)
+    _, t = make_batch(data, index, spec, np.random.default_rng(0), rotate, geometry, 'expert', scale)
+    assert t['aux_mask'].tolist() == [0.0] * 6
+    assert not np.allclose(t['curvature'], world.curvature)  # corrected labels
+    _, t = make_batch(data, index, spec, None, None, geometry, 'expert', scale)
+    np.testing.assert_allclose(t['aux'][:, :21], world.arc_free_m / 3.5, rtol=1e-6)
+
+
+def test_arc_head_with_aux_loss_trains_exports_and_reports_both_labels(tmp_path):
+    data = tmp_path / 'data'
+    with ShardWriter(data, {'generator': 'tests', 'arc_curvatures': FAN.tolist()}) as writer:
+        for seed in range(3):
+            writer.add(_arc_world(seed, 8))
+    out = tmp_path / 'train'
+    assert _run(train_command, ['steering', '--data', str(data), '--out', str(out), '--dry-run',
+                                '--batch-size', '4', '--threads', '1', '--val-seeds', '2', '--head', 'arcs',
+                                '--aux-weight', '1', '--label', 'memoryless', '--mse-weight', '2']) == 0
+    checkpoint = torch.load(out / 'last.pt', weights_only=True)
+    assert checkpoint['model_config']['head'] == 'arcs' and checkpoint['model_config']['aux_arcs'] == 21
+    metrics = checkpoint['metrics']
+    assert {'val_mae', 'val_expert_mae', 'val_expert_direction_accuracy'} <= metrics.keys()
+    report = export_checkpoint(out / 'last.pt', tmp_path / 'steering.onnx')
+    assert report.max_abs_diff <= PARITY_ATOL
+    assert OnnxModel.load(tmp_path / 'steering.onnx').output_names == ['curvature_per_m']
+    # The arcs head's curvature is a mean over the fan, so it stays inside it.
+    model = SteeringNet(SteeringNetConfig.from_dict(checkpoint['model_config']))
+    model.load_state_dict(checkpoint['state_dict'])
+    model.eval()
+    with torch.no_grad():
+        curvature = model(torch.randn(5, 6, 66, 200) * 10)[0]
+    assert curvature.abs().max() <= 1.5 + 1e-6
+    # Data without the arrays: one clear error each.
+    plain = write_dataset(tmp_path / 'plain', seeds=range(3), frames=4)
+    assert _run(train_command, ['steering', '--data', str(plain), '--out', str(tmp_path / 'x'), '--dry-run',
+                                '--val-seeds', '2', '--head', 'arcs']) == 2
+    assert _run(train_command, ['steering', '--data', str(plain), '--out', str(tmp_path / 'y'), '--dry-run',
+                                '--val-seeds', '2', '--label', 'memoryless']) == 2
+
+
+def test_sim_dataset_stores_privileged_labels_and_replays_without_rendering(tmp_path):
+    pytest.importorskip('mujoco')
+    from dave_models.sim_dataset import SimDatasetConfig, generate
+
+    config = SimDatasetConfig(frames_per_world=5)
+    made = load_manifest(generate([3], tmp_path / 'made', config, 'test'))
+    samples = read_shard(made, made.shards[0])
+    assert samples.arc_free_m.shape == (5, 21) and samples.arc_clearance_m.shape == (5, 21)
+    assert samples.curvature_memoryless.shape == (5,) and made.source['arc_curvatures'] == FAN.tolist()
+    assert np.isin(samples.curvature, FAN.astype(np.float32)).all()
+    # Replaying gives byte-identical shards (so the images of a replay are the drive's own).
+    replayed = load_manifest(generate([3], tmp_path / 'replayed', config, 'test', tmp_path / 'made'))
+    assert replayed.data_id == made.data_id and replayed.source['replayed_from'] == made.data_id
+    # A data set whose labels do not come from this drive is refused.
+    samples.curvature[2] += 0.15
+    with ShardWriter(tmp_path / 'other', made.source) as writer:
+        writer.add(samples)
+    with pytest.raises(DatasetError, match='world 3 frame 2: the replayed drive differs'):
+        generate([3], tmp_path / 'bad', config, 'test', tmp_path / 'other')
+
+
+def test_arcs_loss_adds_the_weighted_mse_of_the_mean_curvature():
+    from dave_models.train import steering_loss
+    from dave_models.train_config import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    net_config = SteeringNetConfig(head='arcs', arc_curvatures=tuple(FAN))
+    logits = torch.randn(4, 21)
+    outputs = {'arc_logits': logits, 'curvature': (torch.softmax(logits, 1) * torch.tensor(FAN, dtype=torch.float32)).sum(1, keepdim=True)}
+    targets = {'curvature': np.array([0.0, 1.5, -0.3, 0.6], np.float32)}
+    losses = [steering_loss(outputs, targets, net_config,
+                            config_from_args(parser.parse_args(['--data', 'd', '--out', 'o', '--mse-weight', w])),
+                            torch.device('cpu')).item() for w in ('0', '3')]
+    mse = float(np.mean((outputs['curvature'][:, 0].numpy() - targets['curvature']) ** 2))
+    assert losses[1] - losses[0] == pytest.approx(3 * mse, rel=1e-5)
+    assert losses[0] > 0  # cross-entropy against two-hot targets

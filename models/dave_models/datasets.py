@@ -6,7 +6,11 @@ A data set is a directory:
     shard_00000.npz ...     left, right (N, H, W, 3) uint8 RGB; curvature (N,) float32 in 1/m
                             (+ = left); world_seed (N,) int64; optional: speed (N,) float32
                             m/s, obstacle_ahead (N,) int8 (+1 nearest obstacle ahead is on the
-                            left, -1 on the right, 0 none; privileged, for evaluation only)
+                            left, -1 on the right, 0 none; privileged, for evaluation only),
+                            curvature_memoryless (N,) float32 (the reactive expert's choice
+                            from this view alone), arc_free_m / arc_clearance_m (N, K) float32
+                            (free length and clearance of the expert's K arcs; privileged,
+                            auxiliary training targets)
 
 The manifest lists the world seeds in each shard (sim_dataset writes one world per shard), and
 the train/validation split is by world seed, never by frame: neighbouring frames of one drive
@@ -35,7 +39,8 @@ FORMAT = 'dave-steering-shards'
 VERSION = 1
 MANIFEST = 'manifest.json'
 REQUIRED_ARRAYS = ('left', 'right', 'curvature', 'world_seed')
-OPTIONAL_ARRAYS = ('speed', 'obstacle_ahead')
+OPTIONAL_ARRAYS = ('speed', 'obstacle_ahead', 'curvature_memoryless', 'arc_free_m', 'arc_clearance_m')
+ARC_ARRAYS = ('arc_free_m', 'arc_clearance_m')  # (N, K): one value per arc of the expert's fan
 
 
 class DatasetError(ValueError):
@@ -78,6 +83,9 @@ class Samples:
     world_seed: np.ndarray
     speed: np.ndarray | None = None
     obstacle_ahead: np.ndarray | None = None
+    curvature_memoryless: np.ndarray | None = None
+    arc_free_m: np.ndarray | None = None
+    arc_clearance_m: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.curvature.shape[0])
@@ -101,11 +109,15 @@ def validate_samples(samples: Samples, where: str) -> None:
     n = left.shape[0]
     if n == 0:
         raise DatasetError(f'{where}: no samples')
-    for name in ('curvature', 'world_seed', 'speed', 'obstacle_ahead'):
+    for name in ('curvature', 'world_seed', 'speed', 'obstacle_ahead', 'curvature_memoryless'):
         array = getattr(samples, name)
         if array is not None and array.shape != (n,):
             raise DatasetError(f'{where}: {name} has shape {array.shape}, expected ({n},)')
-    for name in ('curvature', 'speed'):
+    for name in ARC_ARRAYS:
+        array = getattr(samples, name)
+        if array is not None and (array.ndim != 2 or array.shape[0] != n):
+            raise DatasetError(f'{where}: {name} has shape {array.shape}, expected ({n}, arcs)')
+    for name in ('curvature', 'speed', 'curvature_memoryless') + ARC_ARRAYS:
         array = getattr(samples, name)
         if array is None:
             continue
@@ -151,6 +163,9 @@ class ShardWriter:
             arrays['speed'] = samples.speed.astype(np.float32)
         if samples.obstacle_ahead is not None:
             arrays['obstacle_ahead'] = samples.obstacle_ahead.astype(np.int8)
+        for key in ('curvature_memoryless',) + ARC_ARRAYS:
+            if getattr(samples, key) is not None:
+                arrays[key] = getattr(samples, key).astype(np.float32)
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
         data = buffer.getvalue()
@@ -346,6 +361,9 @@ class CachedSet:
     world_seed: np.ndarray
     speed: np.ndarray | None = None
     obstacle_ahead: np.ndarray | None = None
+    curvature_memoryless: np.ndarray | None = None
+    arc_free_m: np.ndarray | None = None
+    arc_clearance_m: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.curvature.shape[0])

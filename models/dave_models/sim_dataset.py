@@ -7,9 +7,20 @@ For each world seed: build the world and the MuJoCo simulator, and let an expert
 sees, so its labels can be learned from the images; `--expert planner` (dave_sim.expert: A* to an
 invisible goal + pure pursuit) is the first model's expert. Every camera period the stereo pair is
 rendered and labelled with the expert's clean curvature and speed, while the command actually
-driven carries DART noise, so the data also shows how to recover from small mistakes. When an
+driven carries DART noise, so the data also shows how to recover from small mistakes. An expert
+with `privileged_labels()` (the reactive one) adds more per frame: its memoryless choice
+(`curvature_memoryless`: the arc it picks from this view alone, without its pull towards the
+previous arc) and the free length and clearance of each arc of its fan (`arc_free_m`,
+`arc_clearance_m`, auxiliary training targets); these never change what is driven. When an
 episode ends (goal reached, or `max_episode_s`) the truck restarts from the start with a new
 noise seed, until the world has its frames.
+
+`--replay DIR` adds today's labels to a data set made earlier with the same options without
+re-rendering it (rendering is ~90 % of the cost): each drive is repeated, physics and expert only,
+the images are copied, and every replayed label must equal the stored one (else an error).
+The steering_v5 data was made this way from steering_v3:
+
+    python -m dave_models.sim_dataset --seeds 0-95 --replay out/data/steering_v3 --out out/data/steering_v5
 
 Deterministic given the seeds and options (MuJoCo and the expert are; rendered pixels depend on
 the Mesa/LLVM build, so identical bytes are guaranteed on one machine only). Needs a headless GL:
@@ -32,7 +43,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dave_core.seeds import parse_seed_list
-from dave_models.datasets import Samples, ShardWriter
+from dave_models.datasets import DatasetError, Samples, ShardWriter, load_manifest, read_shard
 if TYPE_CHECKING:
     from dave_sim.expert import ExpertCommand, NoiseConfig
     from dave_sim.vehicle import VehicleConfig, VehicleState
@@ -47,6 +58,12 @@ class Expert(Protocol):
     def command(self, state: VehicleState) -> ExpertCommand: ...
 
     def reached_goal(self, state: VehicleState) -> bool: ...
+
+
+def privileged_labels(expert: Expert) -> dict[str, np.ndarray | float]:
+    """Extra labels of the expert's last command ({} for experts without them, e.g. the planner)."""
+    method = getattr(expert, 'privileged_labels', None)
+    return method() if method is not None else {}
 
 
 def _planner_expert(world: World, vehicle: VehicleConfig, cruise_speed_mps: float,
@@ -125,9 +142,15 @@ class WorldStats:
     collisions: int
 
 
-def drive_world(seed: int, config: SimDatasetConfig, progress: tqdm | None = None
-                ) -> tuple[Samples, WorldStats]:
-    """Frames of world `seed` labelled by the expert's clean command."""
+def drive_world(seed: int, config: SimDatasetConfig, progress: tqdm | None = None,
+                replay: Samples | None = None) -> tuple[Samples, WorldStats]:
+    """Frames of world `seed` labelled by the expert's clean command.
+
+    With `replay` (this world's frames from an earlier run) nothing is rendered: the drive is
+    repeated (physics and expert are deterministic), the images are taken from `replay`, and
+    every replayed label must equal the stored one exactly, which proves the drive, hence each
+    image, is the same; otherwise DatasetError. This adds new labels without re-rendering.
+    """
     from dave_sim.expert import NoiseConfig
     from dave_sim.simulator import Simulator
     from dave_sim.world import generate_world
@@ -136,6 +159,7 @@ def drive_world(seed: int, config: SimDatasetConfig, progress: tqdm | None = Non
     period = 1.0 / config.camera_rate_hz
     obstacles = np.array([(o.x, o.y, o.bounding_radius) for o in world.obstacles]).reshape(-1, 3)
     lefts, rights, curvatures, speeds, ahead = [], [], [], [], []
+    extra: dict[str, list] = {}
     episodes = goals = collisions = 0
     with Simulator(world) as sim:
         while len(curvatures) < config.frames_per_world:
@@ -154,12 +178,23 @@ def drive_world(seed: int, config: SimDatasetConfig, progress: tqdm | None = Non
                                 seed, episodes, config.max_episode_s)
                     break
                 command = expert.command(state)
-                frame = sim.render()
-                lefts.append(frame.left)
-                rights.append(frame.right)
+                if replay is None:
+                    frame = sim.render()
+                    lefts.append(frame.left)
+                    rights.append(frame.right)
+                else:
+                    i = len(curvatures)
+                    if i >= len(replay) or np.float32(command.curvature) != replay.curvature[i]:
+                        raise DatasetError(
+                            f'world {seed} frame {i}: the replayed drive differs from the stored one '
+                            f'(the simulator, the expert or the options changed); regenerate instead')
+                    lefts.append(replay.left[i])
+                    rights.append(replay.right[i])
                 curvatures.append(command.curvature)
                 speeds.append(command.v)
                 ahead.append(obstacle_ahead(obstacles, state.x, state.y, state.yaw))
+                for name, value in privileged_labels(expert).items():
+                    extra.setdefault(name, []).append(value)
                 sim.apply_controls(command.applied_v, command.applied_w)
                 sim.step(period)
                 if progress is not None:
@@ -169,24 +204,44 @@ def drive_world(seed: int, config: SimDatasetConfig, progress: tqdm | None = Non
                       curvature=np.asarray(curvatures, np.float32),
                       world_seed=np.full(len(curvatures), seed, np.int64),
                       speed=np.asarray(speeds, np.float32),
-                      obstacle_ahead=np.asarray(ahead, np.int8))
+                      obstacle_ahead=np.asarray(ahead, np.int8),
+                      **{name: np.asarray(values, np.float32) for name, values in extra.items()})
     return samples, WorldStats(seed, len(curvatures), episodes, goals, collisions)
 
 
 def generate(seeds: list[int], out: str | os.PathLike, config: SimDatasetConfig,
-             command_line: str = '') -> Path:
-    """Write one shard per world seed plus manifest.json into `out` (which must be new or empty)."""
+             command_line: str = '', replay_from: str | os.PathLike | None = None) -> Path:
+    """Write one shard per world seed plus manifest.json into `out` (which must be new or empty).
+
+    `replay_from`: a data set made earlier with the same options; its drives are replayed
+    without rendering (see drive_world) to write today's labels next to its images.
+    """
+    replay_manifest = load_manifest(replay_from) if replay_from is not None else None
+    if replay_manifest is not None:
+        missing = sorted(set(seeds) - set(replay_manifest.world_seeds))
+        if missing:
+            raise DatasetError(f'--replay {replay_from}: has no world {missing[0]}')
     from dave_sim.camera import StereoCameraConfig
+    from dave_sim.reactive_expert import ReactiveConfig
     from dave_sim.vehicle import VehicleConfig
 
     source = {'generator': 'dave_models.sim_dataset', 'command': command_line, 'seeds': seeds,
+              'replayed_from': replay_manifest.data_id if replay_manifest is not None else None,
               'config': asdict(config), 'camera': asdict(StereoCameraConfig()),
+              'arc_curvatures': ReactiveConfig().curvatures.tolist() if config.expert == 'reactive' else None,
               'vehicle': asdict(VehicleConfig()), 'worlds': []}
     with ShardWriter(out, source) as writer, tqdm(total=len(seeds) * config.frames_per_world,
                                                   unit='frame', desc='expert driving',
                                                   disable=None) as progress:
         for seed in seeds:
-            samples, stats = drive_world(seed, config, progress)
+            replay = None
+            if replay_manifest is not None:
+                shard = next(s for s in replay_manifest.shards if seed in s.world_seeds)
+                stored = read_shard(replay_manifest, shard)
+                keep = stored.world_seed == seed
+                replay = Samples(stored.left[keep], stored.right[keep], stored.curvature[keep],
+                                 stored.world_seed[keep])
+            samples, stats = drive_world(seed, config, progress, replay)
             writer.add(samples)
             writer.source['worlds'].append(asdict(stats))  # lands in manifest.json
             logger.info('world %d: %d frames, %d episode(s), %d goal(s), %d collision(s)', seed,
@@ -207,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
                         help='who drives: reactive (avoids what the camera sees) or planner (A* to a goal)')
     parser.add_argument('--max-episode-s', type=float, default=defaults.max_episode_s,
                         help='sim seconds before a drive restarts from the start')
+    parser.add_argument('--replay', metavar='DIR', default=None,
+                        help='a data set made with the same options: repeat its drives without '
+                             'rendering, keep its images, write the current labels (checked: every '
+                             'replayed label must equal the stored one)')
     parser.add_argument('--out', required=True, help='new directory for the shards')
     args = parser.parse_args(argv)
     # The program entry point (not library code) picks headless rendering unless told otherwise.
@@ -217,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                                   not args.no_dart_noise, args.max_episode_s, args.expert)
         seeds = parse_seed_list(args.seeds)
         command = 'python -m dave_models.sim_dataset ' + shlex.join(argv if argv is not None else sys.argv[1:])
-        out = generate(seeds, args.out, config, command)
+        out = generate(seeds, args.out, config, command, args.replay)
     except ValueError as exc:  # includes DatasetError
         logger.error('%s', exc)
         return 2

@@ -3,6 +3,13 @@
 Input: float32 (B, 6, 66, 200), the output of dave_core.preprocess (left YUV, then right YUV).
 Output: path curvature in 1/m (+ = left, REP-103), optionally a target speed in m/s.
 
+Two curvature heads (`SteeringNetConfig.head`): 'regression' (one number, MSE), or 'arcs': a
+softmax over the reactive expert's fan of arcs, trained with cross-entropy, whose curvature output
+is the probability-weighted mean of the fan (so the exported model still outputs one curvature).
+Training may add an auxiliary head (`aux_arcs`) that predicts the free length and clearance of
+each arc of the fan from the first fully connected layer: dense, privileged supervision of what
+the expert's choice depends on. It is not part of `forward`, so it is never exported.
+
 Five convolutions (three 5x5 stride 2, two 3x3) then three fully connected layers, as in
 Bojarski et al. 2016 ("End to End Learning for Self-Driving Cars"); feeding both cameras as
 channels follows DAVE (LeCun et al. 2005), which lets the first layer compare the two views.
@@ -31,6 +38,15 @@ class SteeringNetConfig:
     # Curvature labels are ~0.1 1/m; the head predicts curvature / scale so its raw output
     # is ~1, which keeps the last layer's initial gradients in a sane range.
     curvature_scale: float = 0.5
+    head: str = 'regression'  # or 'arcs' (a key of HEADS)
+    arc_curvatures: tuple[float, ...] = ()  # the fan of the 'arcs' head [1/m], right to left
+    aux_arcs: int = 0  # arcs of the auxiliary free-length/clearance head (0: none)
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f'SteeringNetConfig.head: unknown {self.head!r} (known: {", ".join(HEADS)})')
+        if self.head == 'arcs' and len(self.arc_curvatures) < 3:
+            raise ValueError('SteeringNetConfig: the arcs head needs arc_curvatures (at least 3)')
 
     def output_names(self) -> tuple[str, ...]:
         return (CURVATURE_OUTPUT, SPEED_OUTPUT) if self.predict_speed else (CURVATURE_OUTPUT,)
@@ -41,7 +57,11 @@ class SteeringNetConfig:
         data = dict(data)
         data['convs'] = tuple(tuple(c) for c in data['convs'])
         data['fc'] = tuple(data['fc'])
+        data['arc_curvatures'] = tuple(data.get('arc_curvatures', ()))
         return SteeringNetConfig(**data)
+
+
+HEADS = ('regression', 'arcs')
 
 
 class SteeringNet(nn.Module):
@@ -71,16 +91,41 @@ class SteeringNet(nn.Module):
                 head.append(nn.Dropout(config.dropout))
             width = size
         self.head = nn.Sequential(*head)
-        self.out = nn.Linear(width, len(config.output_names()))
+        curvature_outputs = len(config.arc_curvatures) if config.head == 'arcs' else 1
+        self.out = nn.Linear(width, curvature_outputs + int(config.predict_speed))
         nn.init.zeros_(self.out.bias)
-        nn.init.normal_(self.out.weight, std=0.01)  # start near "drive straight"
+        nn.init.normal_(self.out.weight, std=0.01)  # start near "drive straight" (or a flat softmax)
+        if config.head == 'arcs':
+            self.register_buffer('arcs', torch.tensor(config.arc_curvatures, dtype=torch.float32))
+        if config.aux_arcs:
+            # From the first FC layer (before the narrow ones): 2 values (free, clearance) per arc.
+            self.aux = nn.Linear(config.fc[0], 2 * config.aux_arcs)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        y = self.out(self.head(self.features(x)))
-        curvature = y[:, 0:1] * self.config.curvature_scale
+        """The exported outputs, config.output_names() order."""
+        out = self.forward_train(x)
         if self.config.predict_speed:
-            return curvature, y[:, 1:2]
-        return (curvature,)
+            return out['curvature'], out['speed']
+        return (out['curvature'],)
+
+    def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """All outputs: curvature (B, 1), and as configured speed (B, 1), arc_logits (B, K),
+        aux (B, 2K: normalized free lengths, then clearances)."""
+        hidden = self.head[:3](self.features(x))  # flatten, first FC, ReLU
+        y = self.out(self.head[3:](hidden))
+        out: dict[str, torch.Tensor] = {}
+        if self.config.head == 'arcs':
+            k = len(self.config.arc_curvatures)
+            out['arc_logits'] = y[:, :k]
+            out['curvature'] = (torch.softmax(y[:, :k], dim=1) * self.arcs).sum(dim=1, keepdim=True)
+        else:
+            k = 1
+            out['curvature'] = y[:, 0:1] * self.config.curvature_scale
+        if self.config.predict_speed:
+            out['speed'] = y[:, k:k + 1]
+        if self.config.aux_arcs:
+            out['aux'] = self.aux(hidden)
+        return out

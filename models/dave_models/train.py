@@ -1,11 +1,20 @@
 """Train the steering ConvNet on stereo shards, validating on held-out worlds.
 
-The commands that produced models/steering.onnx (details in models/STEERING_MODEL_CARD.md):
+The commands that produced models/steering.onnx (run "v3"; details and later runs in
+models/STEERING_MODEL_CARD.md):
 
     python -m dave_models.sim_dataset --seeds 0-47 --frames-per-world 200 --out out/data/steering_v2
-    dave train steering --data out/data/steering_v2 --out out/train/steering_v2 --val-seeds 40-47 \
+    python -m dave_models.sim_dataset --seeds 48-95 --frames-per-world 200 --out out/data/steering_v2b
+    python -m dave_models.datasets merge out/data/steering_v2 out/data/steering_v2b --out out/data/steering_v3
+    dave train steering --data out/data/steering_v3 --out out/train/steering_v3 --val-seeds 40-47 \
         --threads 1 --epochs 8
-    dave export out/train/steering_v2/last.pt --out models/steering.onnx
+    dave export out/train/steering_v3/last.pt --out models/steering.onnx
+
+(v3 predates the view-rotation, shadow and blur augmentations: its settings today are
+`--aug-rotate-prob 0 --aug-shadow-prob 0 --aug-blur-prob 0`, with other random draws.) Options beyond v3: `--head arcs`
+(cross-entropy over the expert's arc fan), `--aux-weight W` (auxiliary prediction of each arc's
+free length and clearance) and `--label memoryless` need data with the reactive expert's
+privileged labels (sim_dataset writes them; `--replay` adds them to older data).
 
 (last.pt, not best.pt: an epoch picked on the held-out worlds would flatter their metrics.)
 
@@ -38,7 +47,7 @@ from tqdm import tqdm
 from dave_core.atomic_file import atomic_write, atomic_write_text
 from dave_core.preprocess import COLOR_SPACES, PreprocessSpec, to_network_input
 from dave_core.seeds import parse_seed_list
-from dave_models.augment import AugmentConfig, augment_pair
+from dave_models.augment import AugmentConfig, ViewGeometry, augment
 from dave_models.datasets import CachedSet, load_cached, load_manifest, split_by_world
 from dave_models.steering_net import SteeringNet, SteeringNetConfig
 from dave_models.train_config import SteeringTrainConfig, add_arguments, config_from_args
@@ -99,19 +108,97 @@ def channel_statistics(data: CachedSet, spec: PreprocessSpec, max_images: int = 
     return tuple(float(v) for v in pixels.mean(axis=0)), tuple(float(v) for v in std)
 
 
+# --label -> the CachedSet array trained on (and scored on; the expert's is always scored too).
+LABELS = {'expert': 'curvature', 'memoryless': 'curvature_memoryless'}
+
+
+def label_array(data: CachedSet, label: str) -> np.ndarray:
+    """The curvature labels `label` names; TrainingError if the data lacks them."""
+    array = getattr(data, LABELS[label])
+    if array is None:
+        raise TrainingError(f'--label {label}: the data has no {LABELS[label]} array (generate it '
+                            f'with python -m dave_models.sim_dataset --expert reactive)')
+    return array
+
+
+def arc_targets(curvature: np.ndarray, arcs: np.ndarray) -> np.ndarray:
+    """(B, K) soft targets over the fan `arcs` (ascending): a curvature between two arcs splits its
+    probability linearly between them (two-hot), so the target's mean over the fan is the label
+    itself (clipped to the fan), also for the continuous labels of rotated views."""
+    c = np.clip(np.asarray(curvature, np.float64), arcs[0], arcs[-1])
+    upper = np.clip(np.searchsorted(arcs, c, side='left'), 1, len(arcs) - 1)
+    lower = upper - 1
+    w_upper = (c - arcs[lower]) / (arcs[upper] - arcs[lower])
+    out = np.zeros((len(c), len(arcs)), np.float32)
+    rows = np.arange(len(c))
+    out[rows, lower] = 1.0 - w_upper
+    out[rows, upper] += w_upper
+    return out
+
+
 def make_batch(data: CachedSet, indices: np.ndarray, spec: PreprocessSpec,
-               rng: np.random.Generator | None, augment: AugmentConfig | None):
-    """Network inputs (B, 6, h, w) and labels for `indices`; augments when `rng` is given."""
+               rng: np.random.Generator | None, augment_config: AugmentConfig | None,
+               geometry: ViewGeometry | None = None, label: str = 'expert',
+               aux_scale: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Network inputs (B, 6, h, w) and targets for `indices`; augments when `rng` is given.
+
+    Targets: curvature (the `label`), expert (the expert's own label, unaugmented), speed,
+    and with `aux_scale` (one scale per aux column) aux (B, 2K) with aux_mask (B,): the arc
+    free lengths/clearances, mirrored with a flip and masked out for a rotated view (its arcs
+    would need the scene's depth to recompute).
+    """
+    labels = label_array(data, label)
     inputs = np.empty((len(indices),) + spec.output_shape, dtype=np.float32)
     curvature = np.empty(len(indices), dtype=np.float32)
+    targets: dict[str, np.ndarray] = {'expert': data.curvature[indices]}
+    if aux_scale is not None:
+        aux = np.concatenate([data.arc_free_m[indices], data.arc_clearance_m[indices]], axis=1) / aux_scale
+        aux_mask = np.ones(len(indices), np.float32)
     for row, i in enumerate(indices):
-        left, right, label = data.left[i], data.right[i], float(data.curvature[i])
-        if rng is not None and augment is not None:
-            left, right, label = augment_pair(left, right, label, rng, augment)
+        left, right, value = data.left[i], data.right[i], float(labels[i])
+        if rng is not None and augment_config is not None:
+            out = augment(left, right, value, rng, augment_config, geometry)
+            left, right, value = out.left, out.right, out.curvature
+            if aux_scale is not None:
+                if out.flipped:  # the fan runs right to left: mirror each half
+                    k = aux.shape[1] // 2
+                    aux[row] = np.concatenate([aux[row, :k][::-1], aux[row, k:][::-1]])
+                if out.yaw_rad != 0.0:
+                    aux_mask[row] = 0.0
         inputs[row] = to_network_input(left, right, spec)
-        curvature[row] = label
-    speed = data.speed[indices] if data.speed is not None else None
-    return inputs, curvature, speed
+        curvature[row] = value
+    targets['curvature'] = curvature
+    if data.speed is not None:
+        targets['speed'] = data.speed[indices]
+    if aux_scale is not None:
+        targets['aux'] = aux.astype(np.float32)
+        targets['aux_mask'] = aux_mask
+    return inputs, targets
+
+
+def steering_loss(outputs: dict[str, torch.Tensor], targets: dict[str, np.ndarray],
+                  net_config: SteeringNetConfig, config: SteeringTrainConfig,
+                  device: torch.device) -> torch.Tensor:
+    """MSE (regression head) or soft cross-entropy (arcs head, + mse_weight x MSE of its mean) on
+    curvature, + speed, + aux."""
+    def tensor(name: str) -> torch.Tensor:
+        return torch.from_numpy(targets[name]).to(device)
+
+    if net_config.head == 'arcs':
+        soft = arc_targets(targets['curvature'], np.asarray(net_config.arc_curvatures))
+        log_p = F.log_softmax(outputs['arc_logits'], dim=1)
+        loss = -(torch.from_numpy(soft).to(device) * log_p).sum(dim=1).mean()
+        if config.mse_weight > 0:  # the mean of the fan, which is what the vehicle drives
+            loss = loss + config.mse_weight * F.mse_loss(outputs['curvature'][:, 0], tensor('curvature'))
+    else:
+        loss = F.mse_loss(outputs['curvature'][:, 0], tensor('curvature'))
+    if net_config.predict_speed:
+        loss = loss + config.speed_weight * F.mse_loss(outputs['speed'][:, 0], tensor('speed'))
+    if net_config.aux_arcs:
+        mask = tensor('aux_mask')
+        per_sample = ((outputs['aux'] - tensor('aux')) ** 2).mean(dim=1)
+        loss = loss + config.aux_weight * (per_sample * mask).sum() / mask.sum().clamp(min=1.0)
+    return loss
 
 
 def save_learning_curve(history: list[dict[str, float]], path: Path) -> None:
@@ -124,7 +211,7 @@ def save_learning_curve(history: list[dict[str, float]], path: Path) -> None:
     epochs = [h['epoch'] for h in history]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].plot(epochs, [h['train_loss'] for h in history], 'o-')
-    axes[0].set(title='train loss (MSE, (1/m)^2)', xlabel='epoch', yscale='log')
+    axes[0].set(title='train loss (MSE or cross-entropy, + aux)', xlabel='epoch', yscale='log')
     axes[1].plot(epochs, [h['val_mae'] for h in history], 'o-', label='network')
     axes[1].plot(epochs, [h['val_mae_zero_baseline'] for h in history], '--', label='always straight')
     axes[1].set(title='held-out curvature MAE (1/m)', xlabel='epoch')
@@ -149,22 +236,28 @@ def save_learning_curve(history: list[dict[str, float]], path: Path) -> None:
 
 @torch.no_grad()
 def evaluate(model: SteeringNet, data: CachedSet, spec: PreprocessSpec, batch_size: int,
-             deadband: float, device: torch.device, max_batches: int | None = None) -> dict[str, float]:
-    """Validation metrics over `data` (no augmentation), as val_* keys."""
+             deadband: float, device: torch.device, max_batches: int | None = None,
+             label: str = 'expert') -> dict[str, float]:
+    """Validation metrics over `data` (no augmentation), as val_* keys, against the trained
+    `label`; for another label than the expert's, also val_expert_* against the expert's."""
     model.eval()
     order = np.arange(len(data))
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)][:max_batches]
-    predicted, target, speed_err = [], [], []
+    predicted, target, expert, speed_err = [], [], [], []
     for indices in batches:
-        inputs, curvature, speed = make_batch(data, indices, spec, None, None)
-        outputs = model(torch.from_numpy(inputs).to(device))
-        predicted.append(outputs[0][:, 0].cpu().numpy())
-        target.append(curvature)
-        if len(outputs) > 1 and speed is not None:
-            speed_err.append(np.abs(outputs[1][:, 0].cpu().numpy() - speed))
+        inputs, targets = make_batch(data, indices, spec, None, None, label=label)
+        outputs = model.forward_train(torch.from_numpy(inputs).to(device))
+        predicted.append(outputs['curvature'][:, 0].cpu().numpy())
+        target.append(targets['curvature'])
+        expert.append(targets['expert'])
+        if 'speed' in outputs and 'speed' in targets:
+            speed_err.append(np.abs(outputs['speed'][:, 0].cpu().numpy() - targets['speed']))
     used = np.concatenate(batches)
     ahead = data.obstacle_ahead[used] if data.obstacle_ahead is not None else None
     metrics = steering_metrics(np.concatenate(predicted), np.concatenate(target), deadband, ahead)
+    if label != 'expert':
+        vs_expert = steering_metrics(np.concatenate(predicted), np.concatenate(expert), deadband)
+        metrics.update({f'expert_{k}': vs_expert[k] for k in ('mae', 'rmse', 'direction_accuracy')})
     if speed_err:
         metrics['speed_mae'] = float(np.mean(np.concatenate(speed_err)))
     return {f'val_{k}': v for k, v in metrics.items()}
@@ -187,6 +280,29 @@ def training_camera(source: dict[str, Any]) -> dict[str, float | int]:
     return out
 
 
+def augment_setup(config: SteeringTrainConfig, source: dict[str, Any], spec: PreprocessSpec
+                  ) -> tuple[AugmentConfig | None, ViewGeometry | None]:
+    """The augmentation the flags ask for, and the geometry of the cached crops (None if unknown).
+
+    The view rotation and the shadows' disparity need the camera that took the data
+    (sim_dataset records it in the manifest); without it rotations are skipped, with a warning.
+    """
+    if not config.augment:
+        return None, None
+    augment = AugmentConfig(rotate_prob=config.aug_rotate_prob, rotate_max_deg=config.aug_rotate_max_deg,
+                            return_distance_m=config.aug_return_distance,
+                            shadow_prob=config.aug_shadow_prob, blur_prob=config.aug_blur_prob)
+    camera = source.get('camera')
+    needed = {'width', 'height', 'hfov_deg', 'baseline_m', 'mount_height_m', 'pitch_deg'}
+    if not isinstance(camera, dict) or not needed <= camera.keys():
+        if augment.rotate_prob > 0:
+            logger.warning('augmentation: the data records no full camera geometry, so view '
+                           'rotations are skipped and shadows get no disparity')
+        return augment, None
+    geometry = ViewGeometry.for_crop(camera, spec.crop_top, spec.crop_bottom, spec.width, spec.height)
+    return augment, geometry
+
+
 def train(config: SteeringTrainConfig) -> dict[str, Any]:
     """Run training as configured; returns the summary also written to OUT/metrics.json."""
     torch.set_num_threads(config.threads)
@@ -201,8 +317,14 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
     train_seeds, val_seeds = split_by_world(manifest.world_seeds, config.val_fraction, config.seed,
                                             val_seeds_arg)
     spec = PreprocessSpec()
+    arcs = manifest.source.get('arc_curvatures') or ()
+    if (config.head == 'arcs' or config.aux_weight > 0) and len(arcs) < 3:
+        raise TrainingError(f'--head arcs / --aux-weight: {config.data} records no arc fan '
+                            f'(source.arc_curvatures; written by sim_dataset --expert reactive)')
     net_config = SteeringNetConfig(height=spec.height, width=spec.width,
-                                   predict_speed=config.predict_speed)
+                                   predict_speed=config.predict_speed, head=config.head,
+                                   arc_curvatures=tuple(arcs) if config.head == 'arcs' else (),
+                                   aux_arcs=len(arcs) if config.aux_weight > 0 else 0)
     resume = load_resume(config.resume, out, CHECKPOINT_FORMAT)
     if resume is None and (out / 'last.pt').exists():
         raise TrainingError(f'--out: {out} already holds last.pt; pass --resume to continue it '
@@ -225,6 +347,16 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
         spec = replace(spec, mean=mean, std=std)
     if net_config.predict_speed and (train_set.speed is None or val_set.speed is None):
         raise TrainingError(f'--predict-speed: {config.data} has no speed labels')
+    label_array(train_set, config.label)
+    label_array(val_set, config.label)
+    aux_scale = None
+    if net_config.aux_arcs:
+        if train_set.arc_free_m is None or train_set.arc_free_m.shape[1] != net_config.aux_arcs:
+            raise TrainingError(f'--aux-weight: {config.data} has no arc_free_m/arc_clearance_m '
+                                f'arrays of {net_config.aux_arcs} arcs')
+        # Each half (free lengths, clearances) to ~[0, 1] by its largest training value.
+        top = [max(float(a.max()), 1e-3) for a in (train_set.arc_free_m, train_set.arc_clearance_m)]
+        aux_scale = np.repeat(np.array(top, np.float32), net_config.aux_arcs)
     logger.info('normalization (%s) mean %s std %s', spec.color_space,
                 [round(v, 3) for v in spec.mean], [round(v, 3) for v in spec.std])
     logger.info('data %s: %d train frames (%d worlds), %d held-out frames (worlds %s), loaded in %.1f s',
@@ -250,7 +382,8 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
         best_mae = float(resume['best_val_mae'])
         start_epoch = int(resume['epoch'])
         logger.info('resuming after epoch %d (best val MAE %.4f)', start_epoch, best_mae)
-    augment = AugmentConfig() if config.augment else None
+    augment_config, geometry = augment_setup(config, manifest.source, spec)
+    logger.info('augmentation: %s', augment_config)
 
     for epoch in range(start_epoch + 1, epochs + 1):
         model.train()
@@ -260,12 +393,10 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
         losses = []
         bar = tqdm(batches, desc=f'epoch {epoch}/{epochs}', unit='batch', disable=None, leave=False)
         for indices in bar:
-            inputs, curvature, speed = make_batch(train_set, indices, spec, rng, augment)
-            outputs = model(torch.from_numpy(inputs).to(device))
-            loss = F.mse_loss(outputs[0][:, 0], torch.from_numpy(curvature).to(device))
-            if net_config.predict_speed:
-                loss = loss + config.speed_weight * F.mse_loss(
-                    outputs[1][:, 0], torch.from_numpy(speed).to(device))
+            inputs, targets = make_batch(train_set, indices, spec, rng, augment_config, geometry,
+                                         config.label, aux_scale)
+            outputs = model.forward_train(torch.from_numpy(inputs).to(device))
+            loss = steering_loss(outputs, targets, net_config, config, device)
             if not torch.isfinite(loss):
                 raise TrainingError(f'epoch {epoch}: loss became {loss.item()}; nothing was saved '
                                     f'for this epoch (try a lower --lr)')
@@ -277,7 +408,7 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
             bar.set_postfix(loss=f'{losses[-1]:.4g}')
         train_seconds = time.perf_counter() - epoch_start
         val = evaluate(model, val_set, spec, config.batch_size, config.deadband, device,
-                       DRY_RUN_BATCHES if config.dry_run else None)
+                       DRY_RUN_BATCHES if config.dry_run else None, config.label)
         record = {'epoch': float(epoch), 'train_loss': float(np.mean(losses)),
                   'lr': float(scheduler.get_last_lr()[0]), 'train_seconds': train_seconds,
                   'train_samples_per_s': len(losses) * config.batch_size / max(train_seconds, 1e-9),
@@ -310,6 +441,9 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
                     record['val_direction_accuracy'], record['val_direction_accuracy_straight_baseline'],
                     record.get('val_avoid_rate', math.nan), record.get('val_avoid_rate_expert', math.nan),
                     record['train_samples_per_s'], ' *best*' if improved else '')
+        if 'val_expert_direction_accuracy' in record:
+            logger.info('epoch %d against the expert label: val MAE %.4f 1/m, direction accuracy %.3f',
+                        epoch, record['val_expert_mae'], record['val_expert_direction_accuracy'])
     if not history:
         raise TrainingError(f'nothing to do: the checkpoint already has {start_epoch} of {epochs} epochs')
     return json.loads((out / 'metrics.json').read_text())

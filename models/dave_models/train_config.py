@@ -31,8 +31,34 @@ class SteeringTrainConfig:
     val_fraction: float = _opt(0.17, 'share of worlds held out when --val-seeds is not given (6 of 36)')
     deadband: float = _opt(0.05, 'direction accuracy: |curvature| <= this counts as straight (1/m; '
                                  'radius >= 20 m, < 3 deg/s of yaw at 1 m/s)')
-    augment: bool = _opt(True, 'flip with left/right swap + brightness/contrast jitter',
-                         negatable=True)
+    augment: bool = _opt(True, 'training augmentation (dave_models.augment): flip with left/right '
+                               'swap, view rotation with label correction, ground shadows, blur, '
+                               'brightness/contrast; the --aug-* flags set each one', negatable=True)
+    # Mirrors dave_models.augment.AugmentConfig (whose comments give the reasons); a test checks
+    # the defaults agree. Rotation and shadow disparity need the data's camera in its manifest.
+    aug_rotate_prob: float = _opt(0.3, 'share of pairs re-rendered as if the vehicle were yawed, '
+                                       'with the label corrected to steer back to the path')
+    aug_rotate_max_deg: float = _opt(5.0, 'largest yaw of a view rotation (deg); DART noise covers '
+                                          'a few degrees already')
+    aug_return_distance: float = _opt(3.5, 'distance (m) over which a rotated view\'s label rejoins '
+                                           'the path: correction -2 sin(yaw)/L; the expert\'s horizon')
+    aug_shadow_prob: float = _opt(0.3, 'share of pairs with a dark band across the ground (same '
+                                       'shadow in both views, shifted by the ground disparity)')
+    aug_blur_prob: float = _opt(0.2, 'share of pairs blurred (Gaussian or horizontal motion, same '
+                                     'kernel in both views)')
+    label: str = _opt('expert', 'curvature label trained on: expert (its command, which leans '
+                               'towards its previous arc) or memoryless (its choice from this view '
+                               'alone; needs data from this sim_dataset). Held-out metrics are '
+                               'always also reported against the expert label',
+                      choices=('expert', 'memoryless'))
+    head: str = _opt('regression', 'regression (MSE on curvature) or arcs (cross-entropy over the '
+                                   'expert\'s arc fan, curvature = softmax mean)',
+                     choices=('regression', 'arcs'))
+    mse_weight: float = _opt(0.0, 'arcs head only: add this weight times the MSE of its mean '
+                                  'curvature; cross-entropy alone under-steers on the rare sharp '
+                                  'turns (see the steering card)')
+    aux_weight: float = _opt(0.0, 'weight of the auxiliary loss predicting each arc\'s free length '
+                                  'and clearance (privileged labels in the data); 0 = no aux head')
     predict_speed: bool = _opt(False, 'also regress the expert target speed (needs speed labels)')
     speed_weight: float = _opt(0.1, 'weight of the speed loss (m/s errors are ~10x curvature ones)')
     dry_run: bool = _opt(False, 'one epoch of at most 2 batches: checks the whole path quickly')
@@ -70,7 +96,13 @@ def config_from_args(args: argparse.Namespace) -> SteeringTrainConfig:
     checks = (('epochs', config.epochs >= 1), ('batch_size', config.batch_size >= 2),
               ('lr', config.lr > 0), ('threads', config.threads >= 1),
               ('deadband', config.deadband >= 0), ('weight_decay', config.weight_decay >= 0),
-              ('val_fraction', 0 < config.val_fraction < 1), ('speed_weight', config.speed_weight >= 0))
+              ('val_fraction', 0 < config.val_fraction < 1), ('speed_weight', config.speed_weight >= 0),
+              ('aug_rotate_prob', 0 <= config.aug_rotate_prob <= 1),
+              ('aug_rotate_max_deg', 0 <= config.aug_rotate_max_deg <= 30),
+              ('aug_return_distance', config.aug_return_distance > 0),
+              ('aug_shadow_prob', 0 <= config.aug_shadow_prob <= 1),
+              ('aug_blur_prob', 0 <= config.aug_blur_prob <= 1), ('aux_weight', config.aux_weight >= 0),
+              ('mse_weight', config.mse_weight >= 0))
     for name, ok in checks:
         if not ok:
             raise ValueError(f'--{name.replace("_", "-")}: invalid value {getattr(config, name)!r}')

@@ -21,7 +21,7 @@ The clean command is the label; the driven command may carry DART noise (expert.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -215,6 +215,13 @@ def choose_arc(free: np.ndarray, clearance: np.ndarray, previous_curvature: floa
     return ArcChoice(k, float(free[best]), v, v * k, False)
 
 
+def memoryless_arc(free: np.ndarray, clearance: np.ndarray, config: ReactiveConfig,
+                   max_yaw_rate_rps: float) -> ArcChoice:
+    """The arc `choose_arc` picks from this view alone: no pull towards the previous arc and no
+    kept turn-in-place direction. A label that is a function of what the camera sees now."""
+    return choose_arc(free, clearance, 0.0, replace(config, smooth_weight=0.0), max_yaw_rate_rps, 0.0)
+
+
 class DartNoise:
     """Bounded AR(1) perturbation of a command (Laskey et al. 2017), one sample per call."""
 
@@ -258,6 +265,10 @@ class ReactiveExpert:
         self._previous = 0.0
         self._turn_direction = 0.0
         self.last_choice: ArcChoice | None = None
+        # Free length and clearance [m] of every arc of the fan at the last command (privileged
+        # labels a data generator may store, e.g. as auxiliary training targets).
+        self.last_free: np.ndarray | None = None
+        self.last_clearance: np.ndarray | None = None
 
     def reached_goal(self, state: VehicleState) -> bool:
         """Never: the reactive expert has no goal."""
@@ -280,5 +291,17 @@ class ReactiveExpert:
         self._turn_direction = math.copysign(1.0, choice.w) if choice.turning_in_place else 0.0
         self._previous = choice.curvature
         self.last_choice = choice
+        self.last_free, self.last_clearance = free, clearance
         applied_v, applied_w = self._noise(choice.v, choice.w) if self._noise else (choice.v, choice.w)
         return ExpertCommand(choice.v, choice.w, choice.curvature, applied_v, applied_w)
+
+    def privileged_labels(self) -> dict[str, np.ndarray | float]:
+        """Labels of the last command beyond the curvature: the memoryless choice and the arc fan's
+        free lengths and clearances [m]. Call after `command`."""
+        if self.last_free is None or self.last_clearance is None:
+            raise RuntimeError('privileged_labels: call command() first')
+        memoryless = memoryless_arc(self.last_free, self.last_clearance, self.config,
+                                    self.vehicle.max_yaw_rate_rps)
+        return {'curvature_memoryless': memoryless.curvature,
+                'arc_free_m': self.last_free.astype(np.float32),
+                'arc_clearance_m': self.last_clearance.astype(np.float32)}
