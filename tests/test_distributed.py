@@ -112,3 +112,21 @@ def test_traversability_trains_under_torchrun_with_two_processes(tmp_path):
     assert summary['history'][-1]['processes'] == 2
     checkpoint = torch.load(out / 'last.pt', weights_only=True)
     assert not any(key.startswith('module.') for key in checkpoint['state_dict'])  # plain net, exportable
+
+
+def test_steering_trains_under_torchrun_with_two_processes(tmp_path):
+    from dave_models.datasets import Samples, ShardWriter
+
+    rng = np.random.default_rng(0)
+    with ShardWriter(tmp_path / 'data', {'generator': 'tests'}) as writer:
+        for seed in range(3):
+            left = rng.integers(0, 256, (16, 48, 64, 3), dtype=np.uint8)
+            writer.add(Samples(left, left.copy(), rng.uniform(-1, 1, 16).astype(np.float32),
+                               np.full(16, seed, np.int64)))
+    out = tmp_path / 'run'
+    _torchrun_dave(['train', 'steering', '--data', str(tmp_path / 'data'), '--out', str(out), '--val-seeds', '2',
+                    '--batch-size', '4', '--threads', '1', '--dry-run'], tmp_path)
+    summary = json.loads((out / 'metrics.json').read_text())
+    assert summary['history'][-1]['processes'] == 2
+    checkpoint = torch.load(out / 'last.pt', weights_only=True)
+    assert not any(key.startswith(('module.', 'net.')) for key in checkpoint['state_dict'])

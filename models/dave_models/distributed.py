@@ -58,13 +58,18 @@ class DistributedContext:
             return torch.device('cuda', self.local_rank)
         return torch.device(name)
 
-    def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-        """The model as the training step should call it (DDP-wrapped when distributed)."""
+    def wrap(self, model: torch.nn.Module, device: torch.device,
+             find_unused_parameters: bool = False) -> torch.nn.Module:
+        """The model as the training step should call it (DDP-wrapped when distributed).
+
+        `find_unused_parameters`: set it when a step's loss may leave some parameters without
+        a gradient (an optional head); DDP would otherwise wait for them forever.
+        """
         if not self.enabled:
             return model
         from torch.nn.parallel import DistributedDataParallel
         ids = [device.index] if device.type == 'cuda' else None
-        return DistributedDataParallel(model, device_ids=ids)
+        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused_parameters)
 
     def barrier(self) -> None:
         if self.enabled:

@@ -51,6 +51,7 @@ from dave_models.augment import AugmentConfig, ViewGeometry, augment
 from dave_models.datasets import CachedSet, load_cached, load_manifest, split_by_world
 from dave_models.steering_net import SteeringNet, SteeringNetConfig
 from dave_models.train_config import SteeringTrainConfig, add_arguments, config_from_args
+from dave_models.distributed import DistributedContext, init_distributed, shutdown_distributed
 from dave_models.training import TrainingError, load_resume, package_version, train_batches
 
 logger = logging.getLogger(__name__)
@@ -303,12 +304,37 @@ def augment_setup(config: SteeringTrainConfig, source: dict[str, Any], spec: Pre
     return augment, geometry
 
 
+class _TrainingOutputs(torch.nn.Module):
+    """`forward` = the net's forward_train (every head), so DDP sees the training step's call."""
+
+    def __init__(self, net: SteeringNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.net.forward_train(x)
+
+
 def train(config: SteeringTrainConfig) -> dict[str, Any]:
-    """Run training as configured; returns the summary also written to OUT/metrics.json."""
+    """Run training as configured; returns the summary also written to OUT/metrics.json.
+
+    Under torchrun every process trains on its share of each epoch's batches (DDP) and rank 0
+    alone validates and writes (dave_models.distributed).
+    """
     torch.set_num_threads(config.threads)
     if config.device == 'cuda' and not torch.cuda.is_available():
         raise TrainingError('--device cuda: no CUDA device is available to torch')
-    device = torch.device(config.device)
+    ddp = init_distributed(config.device)
+    try:
+        return _train(config, ddp)
+    finally:
+        shutdown_distributed(ddp)
+
+
+def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, Any]:
+    if not ddp.is_main:
+        logging.getLogger('dave_models').setLevel(logging.WARNING)  # one process reports
+    device = ddp.device(config.device)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -366,7 +392,7 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
     model = SteeringNet(net_config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     epochs = 1 if config.dry_run else config.epochs
-    steps_per_epoch = len(train_batches(len(train_set), config.batch_size, np.random.default_rng(0)))
+    steps_per_epoch = len(ddp.shard(train_batches(len(train_set), config.batch_size, np.random.default_rng(0))))
     if config.dry_run:
         steps_per_epoch = min(steps_per_epoch, DRY_RUN_BATCHES)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
@@ -384,18 +410,21 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
         logger.info('resuming after epoch %d (best val MAE %.4f)', start_epoch, best_mae)
     augment_config, geometry = augment_setup(config, manifest.source, spec)
     logger.info('augmentation: %s', augment_config)
+    # After resume (DDP broadcasts rank 0's weights); a head the loss may not use has no gradient.
+    trained = ddp.wrap(_TrainingOutputs(model), device, find_unused_parameters=True)
 
     for epoch in range(start_epoch + 1, epochs + 1):
         model.train()
         rng = np.random.default_rng([config.seed, epoch])  # per epoch: a resumed run gets the same batches
-        batches = train_batches(len(train_set), config.batch_size, rng)[:steps_per_epoch]
+        batches = ddp.shard(train_batches(len(train_set), config.batch_size, rng))[:steps_per_epoch]
         epoch_start = time.perf_counter()
         losses = []
-        bar = tqdm(batches, desc=f'epoch {epoch}/{epochs}', unit='batch', disable=None, leave=False)
+        bar = tqdm(batches, desc=f'epoch {epoch}/{epochs}', unit='batch', disable=None if ddp.is_main else True,
+                   leave=False)
         for indices in bar:
             inputs, targets = make_batch(train_set, indices, spec, rng, augment_config, geometry,
                                          config.label, aux_scale)
-            outputs = model.forward_train(torch.from_numpy(inputs).to(device))
+            outputs = trained(torch.from_numpy(inputs).to(device))
             loss = steering_loss(outputs, targets, net_config, config, device)
             if not torch.isfinite(loss):
                 raise TrainingError(f'epoch {epoch}: loss became {loss.item()}; nothing was saved '
@@ -407,11 +436,16 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
             losses.append(loss.item())
             bar.set_postfix(loss=f'{losses[-1]:.4g}')
         train_seconds = time.perf_counter() - epoch_start
+        train_loss = ddp.mean(float(np.mean(losses)))
+        if not ddp.is_main:
+            ddp.barrier()  # wait for rank 0's validation and checkpoint
+            continue
         val = evaluate(model, val_set, spec, config.batch_size, config.deadband, device,
                        DRY_RUN_BATCHES if config.dry_run else None, config.label)
-        record = {'epoch': float(epoch), 'train_loss': float(np.mean(losses)),
+        record = {'epoch': float(epoch), 'train_loss': train_loss,
                   'lr': float(scheduler.get_last_lr()[0]), 'train_seconds': train_seconds,
-                  'train_samples_per_s': len(losses) * config.batch_size / max(train_seconds, 1e-9),
+                  'train_samples_per_s': ddp.world_size * len(losses) * config.batch_size
+                  / max(train_seconds, 1e-9), 'processes': float(ddp.world_size),
                   **val}
         history.append(record)
         improved = record['val_mae'] < best_mae
@@ -444,6 +478,11 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
         if 'val_expert_direction_accuracy' in record:
             logger.info('epoch %d against the expert label: val MAE %.4f 1/m, direction accuracy %.3f',
                         epoch, record['val_expert_mae'], record['val_expert_direction_accuracy'])
+        ddp.barrier()
+    if not ddp.is_main:
+        ddp.barrier()  # rank 0 has written the final metrics.json
+        return json.loads((out / 'metrics.json').read_text())
+    ddp.barrier()
     if not history:
         raise TrainingError(f'nothing to do: the checkpoint already has {start_epoch} of {epochs} epochs')
     return json.loads((out / 'metrics.json').read_text())
