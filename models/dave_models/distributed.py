@@ -17,13 +17,16 @@ Backends: NCCL between CUDA devices, gloo on CPU (what the tests use: two CPU pr
 """
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+from dave_models.training import TrainingError
 
 T = TypeVar('T')
 
@@ -117,6 +120,22 @@ def init_distributed(device: str) -> DistributedContext:
 def shutdown_distributed(context: DistributedContext) -> None:
     if context.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def run_distributed(device: str, train: Callable[[DistributedContext], T]) -> T:
+    """`train(context)` in this process's place of the torchrun job (or alone), then leave it.
+
+    Checks that CUDA exists when asked for, and keeps every rank but 0 quiet (one process reports).
+    """
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise TrainingError('--device cuda: no CUDA device is available to torch')
+    context = init_distributed(device)
+    try:
+        if not context.is_main:
+            logging.getLogger('dave_models').setLevel(logging.WARNING)
+        return train(context)
+    finally:
+        shutdown_distributed(context)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

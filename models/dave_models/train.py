@@ -51,7 +51,7 @@ from dave_models.augment import AugmentConfig, ViewGeometry, augment
 from dave_models.datasets import CachedSet, load_cached, load_manifest, split_by_world
 from dave_models.steering_net import SteeringNet, SteeringNetConfig
 from dave_models.train_config import SteeringTrainConfig, add_arguments, config_from_args
-from dave_models.distributed import DistributedContext, init_distributed, shutdown_distributed
+from dave_models.distributed import DistributedContext, run_distributed
 from dave_models.training import TrainingError, load_resume, package_version, train_batches
 
 logger = logging.getLogger(__name__)
@@ -322,18 +322,10 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
     alone validates and writes (dave_models.distributed).
     """
     torch.set_num_threads(config.threads)
-    if config.device == 'cuda' and not torch.cuda.is_available():
-        raise TrainingError('--device cuda: no CUDA device is available to torch')
-    ddp = init_distributed(config.device)
-    try:
-        return _train(config, ddp)
-    finally:
-        shutdown_distributed(ddp)
+    return run_distributed(config.device, lambda ddp: _train(config, ddp))
 
 
 def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, Any]:
-    if not ddp.is_main:
-        logging.getLogger('dave_models').setLevel(logging.WARNING)  # one process reports
     device = ddp.device(config.device)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -64,7 +64,7 @@ from dave_models.traversability_data import (NUM_CLASSES, TraversabilitySet, bui
 from dave_models.traversability_net import TraversabilityNet, TraversabilityNetConfig
 from dave_models.traversability_train_config import (TraversabilityTrainConfig, add_arguments,
                                                      config_from_args)
-from dave_models.distributed import DistributedContext, init_distributed, shutdown_distributed
+from dave_models.distributed import DistributedContext, run_distributed
 from dave_models.training import TrainingError, load_resume, package_version, train_batches
 
 logger = logging.getLogger(__name__)
@@ -264,18 +264,10 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
     """
     torch.set_num_threads(config.threads)
     cv2.setNumThreads(config.threads)  # SGBM (stereo labels) and resizing share the same budget
-    if config.device == 'cuda' and not torch.cuda.is_available():
-        raise TrainingError('--device cuda: no CUDA device is available to torch')
-    ddp = init_distributed(config.device)
-    try:
-        return _train(config, ddp)
-    finally:
-        shutdown_distributed(ddp)
+    return run_distributed(config.device, lambda ddp: _train(config, ddp))
 
 
 def _train(config: TraversabilityTrainConfig, ddp: DistributedContext) -> dict[str, Any]:
-    if not ddp.is_main:
-        logging.getLogger('dave_models').setLevel(logging.WARNING)  # one process reports
     device = ddp.device(config.device)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
