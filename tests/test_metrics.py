@@ -46,3 +46,19 @@ def test_json_is_flat_atomic_and_nan_free(tmp_path):
     with pytest.raises(TypeError, match="'d'"):
         write_json_atomic(tmp_path / 'n.json', {'d': [1, 2]})
     assert not (tmp_path / 'n.json').exists()
+
+
+def test_summary_over_runs_adds_distances_and_collisions():
+    from dave_core.metrics import summarize_runs
+    run = {'distance_m': 10.0, 'collisions': 1, 'mean_distance_between_collisions_m': 10.0, 'autonomy_pct': 100.0,
+           'camera_rate_hz': 15.0, 'command_rate_hz': 20.0, 'stack_latency_ms_p50': 40.0,
+           'stack_latency_ms_p95': 90.0, 'elapsed_s': 60.0}
+    other = {**run, 'distance_m': 30.0, 'collisions': 0, 'autonomy_pct': 50.0, 'elapsed_s': 20.0,
+             'stack_latency_ms_p50': 60.0}
+    summary = summarize_runs({0: run, 1: other})
+    assert summary['worlds'] == 2 and summary['distance_m'] == 40.0 and summary['collisions'] == 1
+    assert summary['mean_distance_between_collisions_m'] == 40.0
+    assert summary['autonomy_pct'] == pytest.approx((100 * 60 + 50 * 20) / 80, abs=0.01)
+    assert summary['stack_latency_ms_p50'] == 50.0 and summary['elapsed_s'] == 80.0
+    with pytest.raises(ValueError):
+        summarize_runs({})

@@ -4,6 +4,7 @@ These tests start the project's launch files with `dave launch`'s runner and wat
 topics from this process, exactly as a user's tools would.
 """
 import json
+import os
 import subprocess
 import sys
 import time
@@ -116,3 +117,24 @@ def test_bad_parameter_type_names_the_parameter():
                            'camera_rate_hz:=fast'], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "'camera_rate_hz'" in proc.stdout + proc.stderr
+
+
+def test_eval_drives_each_world_and_reports_totals_per_world_and_a_plot(tmp_path):
+    out = tmp_path / 'eval.json'
+    # As a user's shell on a headless robot computer: no MUJOCO_GL, no DISPLAY (the sim picks EGL).
+    env = {k: v for k, v in os.environ.items() if k not in ('MUJOCO_GL', 'DISPLAY')}
+    proc = subprocess.run([*DAVE, 'eval', '--seeds', '1-2', '--duration', '4', '--json', str(out), '--quiet'],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(out.read_text())
+    assert report['worlds'] == 2 and report['failed_worlds'] == 0
+    assert report['distance_m'] == pytest.approx(report['seed1_distance_m'] + report['seed2_distance_m'], abs=0.01)
+    assert report['collisions'] == report['seed1_collisions'] + report['seed2_collisions']
+    assert report['seed1_distance_m'] > 0.5 and report['seed2_distance_m'] > 0.5
+    assert out.with_suffix('.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_eval_rejects_bad_seeds_in_one_line():
+    proc = subprocess.run([*DAVE, 'eval', '--seeds', '3-x', '--json', '/tmp/never.json'],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count('\n') == 1 and '--seeds' in proc.stderr

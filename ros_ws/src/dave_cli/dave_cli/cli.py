@@ -18,8 +18,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'sim': ('dave_cli.commands.sim', 'the simulator as a ROS 2 node, headless'),
     'collect': ('dave_cli.commands.collect', 'expert driver in the simulator, headless, writes training data (rosbag2/MCAP)'),
     'data': ('dave_cli.commands.data', 'inspect recordings, turn bags into training sets, draw contact sheets and plots'),
-    'train': ('dave_cli.commands.train', 'train a network (steering) with progress and plots'),
+    'train': ('dave_cli.commands.train', 'train a network (steering, traversability) with progress and plots'),
     'export': ('dave_cli.commands.export', 'ONNX export + sidecar metadata + parity check'),
+    'eval': ('dave_cli.commands.eval', 'closed-loop evaluation on generated worlds; report with plots'),
     'bench': ('dave_cli.commands.bench', 'benchmarks (figures as ratios and rates, JSON)'),
 }
 

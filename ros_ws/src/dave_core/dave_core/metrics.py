@@ -97,3 +97,37 @@ def write_json_atomic(path: str | os.PathLike, values: dict[str, float | int | s
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def summarize_runs(runs: dict[int, dict[str, float | int]]) -> dict[str, float | int]:
+    """Contract metrics over several closed-loop runs (world seed -> that run's metrics).
+
+    Distances, collisions and time add up, so mean_distance_between_collisions_m is over the
+    whole evaluation; autonomy is weighted by each run's time; rates and latency percentiles are
+    the median over runs (each run's percentile; the raw samples are not kept).
+    """
+    if not runs:
+        raise ValueError('summarize_runs: no runs')
+    values = list(runs.values())
+    distance = float(sum(r['distance_m'] for r in values))
+    collisions = int(sum(r['collisions'] for r in values))
+    elapsed = float(sum(r['elapsed_s'] for r in values))
+    autonomy = [(r['autonomy_pct'], r['elapsed_s']) for r in values if math.isfinite(r['autonomy_pct'])]
+
+    def median(key: str) -> float:
+        finite = [float(r[key]) for r in values if math.isfinite(float(r[key]))]
+        return round(float(np.median(finite)), 2) if finite else math.nan
+
+    return {
+        'worlds': len(values),
+        'distance_m': round(distance, 3),
+        'collisions': collisions,
+        'mean_distance_between_collisions_m': round(distance / max(1, collisions), 3),
+        'autonomy_pct': round(sum(a * t for a, t in autonomy) / sum(t for _, t in autonomy), 2)
+        if autonomy and sum(t for _, t in autonomy) > 0 else math.nan,
+        'camera_rate_hz': median('camera_rate_hz'),
+        'command_rate_hz': median('command_rate_hz'),
+        'stack_latency_ms_p50': median('stack_latency_ms_p50'),
+        'stack_latency_ms_p95': median('stack_latency_ms_p95'),
+        'elapsed_s': round(elapsed, 2),
+    }

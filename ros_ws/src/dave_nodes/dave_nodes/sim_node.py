@@ -8,6 +8,7 @@ watchdog live in dave_sim.realtime; this node converts messages and publishes.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,6 +245,10 @@ class SimNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
+    # The program entry point (not library code) picks the GL backend before MuJoCo loads:
+    # without a display, GLFW cannot work, so render headless through EGL unless told otherwise.
+    if 'MUJOCO_GL' not in os.environ and not os.environ.get('DISPLAY'):
+        os.environ['MUJOCO_GL'] = 'egl'
     return run_node(SimNode, args)
 
 

@@ -1,0 +1,83 @@
+"""One closed-loop drive: the simulator + stack launch file over ROS 2, measured by StackMonitor.
+
+Shared by `dave demo` (one world) and `dave eval` (many worlds). ROS is imported inside the
+functions so `dave --help` stays fast; the caller applies the ROS environment (dave_core.rosenv)
+before the first call.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+STARTUP_TIMEOUT_S = 90.0  # model loading + first renders on a busy 2-core machine
+
+
+def load_sim_launch(seed: int, model_dir: Path | None = None, launch: Path | None = None):
+    """The launch description of the simulator + stack for world `seed` (LaunchError if bad)."""
+    from dave_core.launch import load_launch_file
+    from dave_core.paths import project_file
+    launch_file = launch or project_file('launch/sim.launch.yaml')
+    launch_args = {'seed': str(seed)}
+    if model_dir is not None:
+        launch_args['model_dir'] = str(Path(model_dir).resolve())
+    return load_launch_file(launch_file, launch_args)
+
+
+def drive(description: Any, duration_s: float, domain_id: int,
+          sink: Callable[[Any], None]) -> tuple[dict[str, float | int], str | None]:
+    """Run `description`, measure `duration_s` of driving after the first command, stop it.
+
+    Returns the contract metrics and a failure message (None when the drive went through).
+    """
+    import rclpy
+    from dave_core.launch import LaunchRunner, RunnerConfig
+    from dave_nodes.stack_monitor import StackMonitor
+
+    with rclpy.init(args=[]):
+        monitor = StackMonitor()
+        runner = LaunchRunner(description, RunnerConfig(domain_id=domain_id, force_localhost=True), sink=sink)
+        try:
+            runner.start()
+            failure = _measure(monitor, runner, duration_s)
+        except KeyboardInterrupt:
+            failure = 'interrupted'
+        finally:
+            if monitor.measuring:
+                monitor.stop_window()
+            runner.stop()
+            monitor.destroy_node()
+    return monitor.recorder.metrics(), failure
+
+
+def _measure(monitor, runner, duration_s: float) -> str | None:
+    """Spin the monitor through start-up and the measured window; return a failure or None."""
+    import rclpy
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while monitor.first_command_s is None:
+        rclpy.spin_once(monitor, timeout_sec=0.1)
+        if runner.wait(timeout=0) is not None:
+            return f'the stack stopped during start-up ({_exits(runner)})'
+        if time.monotonic() > deadline:
+            return f'no driving command within {STARTUP_TIMEOUT_S:.0f} s of start-up'
+    monitor.start_window()
+    end = time.monotonic() + duration_s
+    while time.monotonic() < end:
+        rclpy.spin_once(monitor, timeout_sec=0.1)
+        if runner.wait(timeout=0) is not None:
+            monitor.stop_window()
+            return f'the stack stopped while driving ({_exits(runner)})'
+    monitor.stop_window()
+    return None
+
+
+def _exits(runner) -> str:
+    return ', '.join(f'{e.label} exited with {e.returncode}' for e in runner.exits) or 'no exit recorded'
+
+
+def print_metrics(metrics: dict, title: str = 'closed-loop metrics') -> None:
+    print(f'\n{title}')
+    width = max(len(k) for k in metrics)
+    for key in sorted(metrics):
+        print(f'  {key:<{width}}  {metrics[key]}')
