@@ -5,94 +5,73 @@ Kept free of torch so `dave --help` and `dave train --help` stay fast.
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass
 from typing import Any
 
-
-def _opt(default: Any, help_text: str, **extra: Any) -> Any:
-    return field(default=default, metadata={'help': help_text, **extra})
+from dave_models.config_flags import add_dataclass_arguments, check_values, config_from_namespace, opt
 
 
 @dataclass
 class SteeringTrainConfig:
     """Every default has a reason; see the help strings."""
-    data: str = _opt(MISSING, 'shard directory written by dave_models.sim_dataset', required=True)
-    out: str = _opt(MISSING, 'output directory for checkpoints, metrics.json, learning_curve.png',
+    data: str = opt(MISSING, 'shard directory written by dave_models.sim_dataset', required=True)
+    out: str = opt(MISSING, 'output directory for checkpoints, metrics.json, learning_curve.png',
                     required=True)
-    seed: int = _opt(0, 'seed of weights init, world split, shuffling and augmentation')
-    epochs: int = _opt(4, 'passes over the training worlds; on 6k sim frames held-out MAE was best '
+    seed: int = opt(0, 'seed of weights init, world split, shuffling and augmentation')
+    epochs: int = opt(4, 'passes over the training worlds; on 6k sim frames held-out MAE was best '
                           'at epoch 4 of 12 (later epochs overfit the 30 worlds)')
-    batch_size: int = _opt(64, 'big enough for stable BatchNorm statistics, small enough for CPU')
-    lr: float = _opt(1e-3, 'AdamW peak learning rate, cosine-decayed to 0 over the run')
-    weight_decay: float = _opt(1e-4, 'mild L2; the data sets are small')
-    device: str = _opt('cpu', 'cpu or cuda', choices=('cpu', 'cuda'))
-    threads: int = _opt(2, 'torch CPU threads; the machines here have 2 cores shared by others')
-    val_seeds: str = _opt('', 'held-out world seeds, e.g. 30-35 (default: a seeded val-fraction)')
-    val_fraction: float = _opt(0.17, 'share of worlds held out when --val-seeds is not given (6 of 36)')
-    deadband: float = _opt(0.05, 'direction accuracy: |curvature| <= this counts as straight (1/m; '
+    batch_size: int = opt(64, 'big enough for stable BatchNorm statistics, small enough for CPU')
+    lr: float = opt(1e-3, 'AdamW peak learning rate, cosine-decayed to 0 over the run')
+    weight_decay: float = opt(1e-4, 'mild L2; the data sets are small')
+    device: str = opt('cpu', 'cpu or cuda', choices=('cpu', 'cuda'))
+    threads: int = opt(2, 'torch CPU threads; the machines here have 2 cores shared by others')
+    val_seeds: str = opt('', 'held-out world seeds, e.g. 30-35 (default: a seeded val-fraction)')
+    val_fraction: float = opt(0.17, 'share of worlds held out when --val-seeds is not given (6 of 36)')
+    deadband: float = opt(0.05, 'direction accuracy: |curvature| <= this counts as straight (1/m; '
                                  'radius >= 20 m, < 3 deg/s of yaw at 1 m/s)')
-    augment: bool = _opt(True, 'training augmentation (dave_models.augment): flip with left/right '
+    augment: bool = opt(True, 'training augmentation (dave_models.augment): flip with left/right '
                                'swap, view rotation with label correction, ground shadows, blur, '
                                'brightness/contrast; the --aug-* flags set each one', negatable=True)
     # Mirrors dave_models.augment.AugmentConfig (whose comments give the reasons); a test checks
     # the defaults agree. Rotation and shadow disparity need the data's camera in its manifest.
-    aug_rotate_prob: float = _opt(0.3, 'share of pairs re-rendered as if the vehicle were yawed, '
+    aug_rotate_prob: float = opt(0.3, 'share of pairs re-rendered as if the vehicle were yawed, '
                                        'with the label corrected to steer back to the path')
-    aug_rotate_max_deg: float = _opt(5.0, 'largest yaw of a view rotation (deg); DART noise covers '
+    aug_rotate_max_deg: float = opt(5.0, 'largest yaw of a view rotation (deg); DART noise covers '
                                           'a few degrees already')
-    aug_return_distance: float = _opt(3.5, 'distance (m) over which a rotated view\'s label rejoins '
+    aug_return_distance: float = opt(3.5, 'distance (m) over which a rotated view\'s label rejoins '
                                            'the path: correction -2 sin(yaw)/L; the expert\'s horizon')
-    aug_shadow_prob: float = _opt(0.3, 'share of pairs with a dark band across the ground (same '
+    aug_shadow_prob: float = opt(0.3, 'share of pairs with a dark band across the ground (same '
                                        'shadow in both views, shifted by the ground disparity)')
-    aug_blur_prob: float = _opt(0.2, 'share of pairs blurred (Gaussian or horizontal motion, same '
+    aug_blur_prob: float = opt(0.2, 'share of pairs blurred (Gaussian or horizontal motion, same '
                                      'kernel in both views)')
-    label: str = _opt('expert', 'curvature label trained on: expert (its command, which leans '
+    label: str = opt('expert', 'curvature label trained on: expert (its command, which leans '
                                'towards its previous arc) or memoryless (its choice from this view '
                                'alone; needs data from this sim_dataset). Held-out metrics are '
                                'always also reported against the expert label',
                       choices=('expert', 'memoryless'))
-    head: str = _opt('regression', 'regression (MSE on curvature) or arcs (cross-entropy over the '
+    head: str = opt('regression', 'regression (MSE on curvature) or arcs (cross-entropy over the '
                                    'expert\'s arc fan, curvature = softmax mean)',
                      choices=('regression', 'arcs'))
-    mse_weight: float = _opt(0.0, 'arcs head only: add this weight times the MSE of its mean '
+    mse_weight: float = opt(0.0, 'arcs head only: add this weight times the MSE of its mean '
                                   'curvature; cross-entropy alone under-steers on the rare sharp '
                                   'turns (see the steering card)')
-    aux_weight: float = _opt(0.0, 'weight of the auxiliary loss predicting each arc\'s free length '
+    aux_weight: float = opt(0.0, 'weight of the auxiliary loss predicting each arc\'s free length '
                                   'and clearance (privileged labels in the data); 0 = no aux head')
-    predict_speed: bool = _opt(False, 'also regress the expert target speed (needs speed labels)')
-    speed_weight: float = _opt(0.1, 'weight of the speed loss (m/s errors are ~10x curvature ones)')
-    dry_run: bool = _opt(False, 'one epoch of at most 2 batches: checks the whole path quickly')
-    resume: str | None = _opt(None, 'continue from a checkpoint (default OUT/last.pt when given '
+    predict_speed: bool = opt(False, 'also regress the expert target speed (needs speed labels)')
+    speed_weight: float = opt(0.1, 'weight of the speed loss (m/s errors are ~10x curvature ones)')
+    dry_run: bool = opt(False, 'one epoch of at most 2 batches: checks the whole path quickly')
+    resume: str | None = opt(None, 'continue from a checkpoint (default OUT/last.pt when given '
                                     'without a path)', nargs='?', const='')
-
-
-_TYPES = {'int': int, 'float': float, 'str': str, 'str | None': str}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one flag per SteeringTrainConfig field (--batch-size for batch_size, ...)."""
-    for f in fields(SteeringTrainConfig):
-        meta = dict(f.metadata)
-        help_text = meta.pop('help')
-        flag = '--' + f.name.replace('_', '-')
-        if f.type == 'bool':
-            if meta.pop('negatable', False):
-                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
-                                    help=help_text)
-            else:
-                parser.add_argument(flag, action='store_true', help=help_text)
-            continue
-        kwargs: dict[str, Any] = {'type': _TYPES[f.type], 'help': help_text, **meta}
-        if f.default is not MISSING:
-            kwargs['default'] = f.default
-            if f.default not in ('', None):
-                kwargs['help'] += ' (default: %(default)s)'
-        parser.add_argument(flag, **kwargs)
+    add_dataclass_arguments(parser, SteeringTrainConfig)
 
 
 def config_from_args(args: argparse.Namespace) -> SteeringTrainConfig:
     """Build the config from parsed flags, with one clear error for a bad value."""
-    config = SteeringTrainConfig(**{f.name: getattr(args, f.name) for f in fields(SteeringTrainConfig)})
+    config = config_from_namespace(SteeringTrainConfig, args)
     checks = (('epochs', config.epochs >= 1), ('batch_size', config.batch_size >= 2),
               ('lr', config.lr > 0), ('threads', config.threads >= 1),
               ('deadband', config.deadband >= 0), ('weight_decay', config.weight_decay >= 0),
@@ -103,9 +82,7 @@ def config_from_args(args: argparse.Namespace) -> SteeringTrainConfig:
               ('aug_shadow_prob', 0 <= config.aug_shadow_prob <= 1),
               ('aug_blur_prob', 0 <= config.aug_blur_prob <= 1), ('aux_weight', config.aux_weight >= 0),
               ('mse_weight', config.mse_weight >= 0))
-    for name, ok in checks:
-        if not ok:
-            raise ValueError(f'--{name.replace("_", "-")}: invalid value {getattr(config, name)!r}')
+    check_values(config, checks)
     return config
 
 
