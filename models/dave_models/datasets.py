@@ -353,20 +353,8 @@ def split_by_world(world_seeds: Sequence[int], val_fraction: float = 0.2, seed: 
 
 
 @dataclass
-class CachedSet:
-    """Crop-resized uint8 pairs (N, h, w, 3) plus labels: what training keeps in memory."""
-    left: np.ndarray
-    right: np.ndarray
-    curvature: np.ndarray
-    world_seed: np.ndarray
-    speed: np.ndarray | None = None
-    obstacle_ahead: np.ndarray | None = None
-    curvature_memoryless: np.ndarray | None = None
-    arc_free_m: np.ndarray | None = None
-    arc_clearance_m: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return int(self.curvature.shape[0])
+class CachedSet(Samples):
+    """Samples whose pairs are crop-resized to network size: what training keeps in memory."""
 
 
 def load_cached(manifest: Manifest, spec: PreprocessSpec, world_seeds: Iterable[int]) -> CachedSet:

@@ -146,13 +146,7 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, onnx_path: str | os.Pa
     checked: dict[str, object] = {}
 
     def export_and_check(tmp: Path) -> None:
-        with warnings.catch_warnings(), _quiet_logger(_TORCHVISION_NOTICE_LOGGER):
-            # torch.export's internal deprecation notices are not ours to fix; errors still raise.
-            warnings.simplefilter('ignore', category=FutureWarning)
-            warnings.simplefilter('ignore', category=DeprecationWarning)
-            torch.onnx.export(model, (example,), str(tmp), dynamo=True, external_data=False,
-                              optimize=True, opset_version=OPSET, input_names=[STEREO_INPUT],
-                              output_names=list(config.output_names()), verbose=False)
+        _torch_export(model, example, tmp, STEREO_INPUT, list(config.output_names()))
         onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
         checked['max_diff'] = _parity(model, tmp, config, generator)
         checked['sha256'] = file_sha256(tmp)  # the bytes that will be shipped
@@ -257,12 +251,7 @@ def export_traversability_checkpoint(checkpoint_path: str | os.PathLike, onnx_pa
     checked: dict[str, object] = {}
 
     def export_and_check(tmp: Path) -> None:
-        with warnings.catch_warnings(), _quiet_logger(_TORCHVISION_NOTICE_LOGGER):
-            warnings.simplefilter('ignore', category=FutureWarning)
-            warnings.simplefilter('ignore', category=DeprecationWarning)
-            torch.onnx.export(model, (example,), str(tmp), dynamo=True, external_data=False,
-                              optimize=True, opset_version=OPSET, input_names=[IMAGE_INPUT],
-                              output_names=[LOGITS_OUTPUT], verbose=False)
+        _torch_export(model, example, tmp, IMAGE_INPUT, [LOGITS_OUTPUT])
         onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
         checked['max_diff'] = _traversability_parity(model, tmp, shape, generator)
         checked['sha256'] = file_sha256(tmp)
@@ -322,3 +311,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logger.info('wrote %s and %s', report.onnx_path, report.sidecar_path)
     return 0
+
+
+def _torch_export(model: torch.nn.Module, example: torch.Tensor, path: Path, input_name: str,
+                  output_names: list[str]) -> None:
+    """torch.onnx.export (dynamo, one file, opset OPSET) of `model` traced on `example`."""
+    with warnings.catch_warnings(), _quiet_logger(_TORCHVISION_NOTICE_LOGGER):
+        # torch.export's internal deprecation notices are not ours to fix; errors still raise.
+        warnings.simplefilter('ignore', category=FutureWarning)
+        warnings.simplefilter('ignore', category=DeprecationWarning)
+        torch.onnx.export(model, (example,), str(path), dynamo=True, external_data=False,
+                          optimize=True, opset_version=OPSET, input_names=[input_name],
+                          output_names=output_names, verbose=False)
