@@ -334,7 +334,8 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
     val_seeds_arg = parse_seed_list(config.val_seeds) if config.val_seeds else None
     train_seeds, val_seeds = split_by_world(manifest.world_seeds, config.val_fraction, config.seed,
                                             val_seeds_arg)
-    spec = PreprocessSpec()
+    spec = PreprocessSpec(crop_top=config.crop_top, crop_bottom=config.crop_bottom,
+                          height=config.input_height, width=config.input_width)
     arcs = manifest.source.get('arc_curvatures') or ()
     if (config.head == 'arcs' or config.aux_weight > 0) and len(arcs) < 3:
         raise TrainingError(f'--head arcs / --aux-weight: {config.data} records no arc fan '

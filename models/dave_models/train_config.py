@@ -27,6 +27,11 @@ class SteeringTrainConfig:
     threads: int = opt(2, 'torch CPU threads; the machines here have 2 cores shared by others')
     val_seeds: str = opt('', 'held-out world seeds, e.g. 30-35 (default: a seeded val-fraction)')
     val_fraction: float = opt(0.17, 'share of worlds held out when --val-seeds is not given (6 of 36)')
+    crop_top: float = opt(0.30, 'share of image rows dropped at the top (sky); dave_core.preprocess')
+    crop_bottom: float = opt(0.0, 'share of image rows dropped at the bottom (the ground right in '
+                                  'front, which the expert\'s choice barely depends on)')
+    input_height: int = opt(66, 'network input rows after cropping (PilotNet: 66)')
+    input_width: int = opt(200, 'network input columns (PilotNet: 200)')
     deadband: float = opt(0.05, 'direction accuracy: |curvature| <= this counts as straight (1/m; '
                                  'radius >= 20 m, < 3 deg/s of yaw at 1 m/s)')
     augment: bool = opt(True, 'training augmentation (dave_models.augment): flip with left/right '
@@ -81,7 +86,10 @@ def config_from_args(args: argparse.Namespace) -> SteeringTrainConfig:
               ('aug_return_distance', config.aug_return_distance > 0),
               ('aug_shadow_prob', 0 <= config.aug_shadow_prob <= 1),
               ('aug_blur_prob', 0 <= config.aug_blur_prob <= 1), ('aux_weight', config.aux_weight >= 0),
-              ('mse_weight', config.mse_weight >= 0))
+              ('mse_weight', config.mse_weight >= 0),
+              ('crop_top', 0 <= config.crop_top < 1), ('crop_bottom', 0 <= config.crop_bottom < 1),
+              ('crop_bottom', config.crop_top + config.crop_bottom < 0.9),
+              ('input_height', config.input_height >= 16), ('input_width', config.input_width >= 16))
     check_values(config, checks)
     return config
 

@@ -6,9 +6,14 @@ the contract metrics over all worlds (distances and collisions add up), a flat J
 (totals, plus seed<N>_<metric> per world) and a PNG beside it with distance and collisions
 per world. A world whose stack fails is reported and makes the exit code 1; the others still run.
 
+--offline drives the steering model in-process instead (dave_sim.model_drive: no ROS, sim time,
+the stack's 50 ms latency and command limits, deterministic, faster than real time): the way to
+compare models. It adds distance_to_first_collision_m and leaves the latency keys null.
+
 examples:
   dave eval --seeds 0-4 --duration 60 --json out/eval.json        # writes out/eval.png too
   dave eval --seeds 40-47 --duration 45 --model-dir out/candidate --json out/eval_candidate.json
+  dave eval --offline --seeds 40-47 --duration 45 --model-dir out/candidate --json out/cl.json
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from dave_cli.commands.demo import add_stack_arguments, apply_domain
 
 PER_WORLD_KEYS = ('distance_m', 'collisions', 'mean_distance_between_collisions_m', 'camera_rate_hz',
                   'command_rate_hz', 'stack_latency_ms_p50', 'stack_latency_ms_p95')
+EXTRA_KEYS = ('distance_to_first_collision_m',)  # offline only
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='seconds of driving measured per world (default: 60)')
     parser.add_argument('--json', type=Path, required=True, metavar='PATH',
                         help='flat JSON report (atomically); the plot goes to PATH with .png')
+    parser.add_argument('--offline', action='store_true',
+                        help='drive the steering model in-process on sim time, without ROS '
+                             '(deterministic; --launch, --domain-id and --quiet do not apply)')
     add_stack_arguments(parser)
 
 
@@ -41,10 +50,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.duration > 0:
         print(f'dave eval: error: --duration must be > 0, got {args.duration}', file=sys.stderr)
         return 2
+    if args.offline:
+        return _report(args, _drive_offline(args, seeds), {})
     domain_id = apply_domain(args)
-    from dave_cli.closed_loop import drive, load_sim_launch, print_metrics
+    from dave_cli.closed_loop import drive, load_sim_launch
     from dave_core.launch import LaunchError
-    from dave_core.metrics import summarize_runs, write_json_atomic
     try:
         descriptions = {seed: load_sim_launch(seed, args.model_dir, args.launch) for seed in seeds}
     except (LaunchError, FileNotFoundError, ValueError) as error:
@@ -63,10 +73,47 @@ def run(args: argparse.Namespace) -> int:
         print(f'dave eval: world {seed}: {metrics["distance_m"]:.1f} m, {metrics["collisions"]} collision(s)',
               flush=True)
 
+    return _report(args, runs, failures)
+
+
+def _drive_offline(args: argparse.Namespace, seeds: list[int]) -> dict[int, dict] | int:
+    """Each world driven by the steering model in-process (dave_sim.model_drive)."""
+    import os
+    os.environ.setdefault('MUJOCO_GL', 'egl')  # before MuJoCo is imported: headless rendering
+    from dave_core.autopilot import SteeringPilot
+    from dave_core.paths import project_file
+    from dave_sim.model_drive import ModelDriveConfig, drive_model
+    from dave_sim.world import generate_world
+
+    try:
+        model = (args.model_dir or project_file('models')) / 'steering.onnx'
+        pilot = SteeringPilot.from_file(model)
+    except (ValueError, FileNotFoundError) as error:
+        print(f'dave eval: error: {error}', file=sys.stderr)
+        return 2
+    config = ModelDriveConfig(duration_s=args.duration)
+    runs = {}
+    for i, seed in enumerate(seeds, 1):
+        runs[seed] = metrics = drive_model(generate_world(seed), pilot, config)
+        print(f'dave eval: world {seed} ({i}/{len(seeds)}, offline): {metrics["distance_m"]:.1f} m, '
+              f'{metrics["collisions"]} collision(s)', flush=True)
+    return runs
+
+
+def _report(args: argparse.Namespace, runs: dict[int, dict] | int, failures: dict[int, str]) -> int:
+    """Print and write the report of `runs` (an int: the exit code of a failed start)."""
+    if isinstance(runs, int):
+        return runs
+    from dave_cli.closed_loop import print_metrics
+    from dave_core.metrics import summarize_runs, write_json_atomic
+
     report = summarize_runs(runs)
     report['failed_worlds'] = len(failures)
     for seed, metrics in runs.items():
-        report.update({f'seed{seed}_{key}': metrics[key] for key in PER_WORLD_KEYS})
+        report.update({f'seed{seed}_{key}': metrics[key] for key in PER_WORLD_KEYS + EXTRA_KEYS
+                       if key in metrics})
+    if args.offline:
+        report['mode'] = 'offline'
     print_metrics({k: v for k, v in report.items() if not k.startswith('seed')},
                   f'closed-loop metrics over {len(runs)} world(s)')
     print(f'dave eval: report written to {write_json_atomic(args.json, report)}')
