@@ -49,7 +49,7 @@ from dave_core.preprocess import COLOR_SPACES, PreprocessSpec, to_network_input
 from dave_core.seeds import parse_seed_list
 from dave_models.augment import AugmentConfig, ViewGeometry, augment
 from dave_models.datasets import CachedSet, load_cached, load_manifest, split_by_world
-from dave_models.steering_net import SteeringNet, SteeringNetConfig
+from dave_models.steering_net import PERCEPTION_CONVS, PERCEPTION_FC, SteeringNet, SteeringNetConfig
 from dave_models.train_config import SteeringTrainConfig, add_arguments, config_from_args
 from dave_models.distributed import DistributedContext, run_distributed
 from dave_models.training import TrainingError, load_resume, package_version, train_batches
@@ -304,6 +304,30 @@ def augment_setup(config: SteeringTrainConfig, source: dict[str, Any], spec: Pre
     return augment, geometry
 
 
+PERCEPTION_FORMAT = 'dave-traversability-checkpoint'  # dave_models.traversability_train's
+
+
+def load_perception(path: str) -> tuple[PreprocessSpec, dict[str, Any]]:
+    """The stereo preprocessing a `--perception` checkpoint implies, and the checkpoint.
+
+    The traversability network sees the full image resized to its size, normalized its way; the
+    steering input is that for both views (PreprocessSpec with no crop equals its spec).
+    """
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError:
+        raise TrainingError(f'--perception: {path} not found') from None
+    except Exception as exc:  # torch raises many types for a truncated or foreign file
+        raise TrainingError(f'--perception: {path} is not a readable checkpoint ({type(exc).__name__})') from None
+    if not isinstance(checkpoint, dict) or checkpoint.get('format') != PERCEPTION_FORMAT:
+        raise TrainingError(f'--perception: {path} is not a {PERCEPTION_FORMAT}')
+    seg = checkpoint['preprocess']
+    spec = PreprocessSpec(crop_top=0.0, crop_bottom=0.0, height=int(seg['height']), width=int(seg['width']),
+                          color_space=seg['color_space'], interpolation=seg['interpolation'],
+                          mean=tuple(seg['mean']), std=tuple(seg['std']))
+    return spec, checkpoint
+
+
 class _TrainingOutputs(torch.nn.Module):
     """`forward` = the net's forward_train (every head), so DDP sees the training step's call."""
 
@@ -340,10 +364,16 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
     if (config.head == 'arcs' or config.aux_weight > 0) and len(arcs) < 3:
         raise TrainingError(f'--head arcs / --aux-weight: {config.data} records no arc fan '
                             f'(source.arc_curvatures; written by sim_dataset --expert reactive)')
+    perception = None
+    if config.perception:
+        spec, perception = load_perception(config.perception)
     net_config = SteeringNetConfig(height=spec.height, width=spec.width,
                                    predict_speed=config.predict_speed, head=config.head,
                                    arc_curvatures=tuple(arcs) if config.head == 'arcs' else (),
-                                   aux_arcs=len(arcs) if config.aux_weight > 0 else 0)
+                                   aux_arcs=len(arcs) if config.aux_weight > 0 else 0,
+                                   **({} if perception is None else
+                                      {'convs': PERCEPTION_CONVS, 'fc': PERCEPTION_FC,
+                                       'perception': perception['model_config']}))
     resume = load_resume(config.resume, out, CHECKPOINT_FORMAT)
     if resume is None and (out / 'last.pt').exists():
         raise TrainingError(f'--out: {out} already holds last.pt; pass --resume to continue it '
@@ -361,7 +391,7 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
     started = time.perf_counter()
     train_set = load_cached(manifest, spec, train_seeds)
     val_set = load_cached(manifest, spec, val_seeds)
-    if resume is None:
+    if resume is None and perception is None:  # the perception network has its own normalization
         mean, std = channel_statistics(train_set, spec, seed=config.seed)
         spec = replace(spec, mean=mean, std=std)
     if net_config.predict_speed and (train_set.speed is None or val_set.speed is None):
@@ -382,8 +412,11 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
                 manifest.data_id, len(train_set), len(train_seeds), len(val_set), val_seeds,
                 time.perf_counter() - started)
 
-    model = SteeringNet(net_config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    model = SteeringNet(net_config)
+    if perception is not None and resume is None:
+        model.perception.load_state_dict(perception['state_dict'])
+    model = model.to(device)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
     epochs = 1 if config.dry_run else config.epochs
     steps_per_epoch = len(ddp.shard(train_batches(len(train_set), config.batch_size, np.random.default_rng(0))))
     if config.dry_run:
@@ -452,6 +485,8 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
             'data_dir': str(Path(config.data).resolve()), 'train_seeds': train_seeds,
             'val_seeds': val_seeds, 'deadband': config.deadband, 'train_config': asdict(config),
             'camera': training_camera(manifest.source),
+            'perception': {} if perception is None else {'data_id': perception['data_id'],
+                                                         'path': str(Path(config.perception).resolve())},
             'created_by': f'dave_models {package_version()} train.py (torch {torch.__version__})',
         }
         atomic_write(out / 'last.pt', lambda tmp: torch.save(checkpoint, tmp))

@@ -32,6 +32,10 @@ class SteeringTrainConfig:
                                   'front, which the expert\'s choice barely depends on)')
     input_height: int = opt(66, 'network input rows after cropping (PilotNet: 66)')
     input_width: int = opt(200, 'network input columns (PilotNet: 200)')
+    perception: str = opt('', 'traversability checkpoint (dave train traversability ... last.pt): steer '
+                              'from its maps of both views instead of from pixels; it stays frozen '
+                              'and becomes part of the exported steering model. Sets the input to '
+                              'its size and normalization (the crop and input flags do not apply)')
     deadband: float = opt(0.05, 'direction accuracy: |curvature| <= this counts as straight (1/m; '
                                  'radius >= 20 m, < 3 deg/s of yaw at 1 m/s)')
     augment: bool = opt(True, 'training augmentation (dave_models.augment): flip with left/right '

@@ -101,7 +101,8 @@ def run_model_bench(model_dir: str | Path, config: ModelBenchConfig = ModelBench
             suffix = '' if threads == 1 else f'_{threads}threads'
             figures[f'{task}_ms_p50{suffix}'] = round(float(np.median(ms)), 3)
             figures[f'{task}_ms_p95{suffix}'] = round(float(np.percentile(ms, 95)), 3)
-    figures['preprocess_ms_p50'] = round(float(np.median(_preprocess_pair(config))), 3)
+    if 'steering' in present:
+        figures['preprocess_ms_p50'] = round(float(np.median(_preprocess_pair(present['steering'], config))), 3)
     figures['both_ms_p50'] = round(float(np.median(_pair_through_all(present, config))), 3)
     figures['models'] = ','.join(present)
     return figures
@@ -113,10 +114,12 @@ def _camera_pair(config: ModelBenchConfig, seed: int) -> tuple[np.ndarray, np.nd
     return rng.integers(0, 256, shape, dtype=np.uint8), rng.integers(0, 256, shape, dtype=np.uint8)
 
 
-def _preprocess_pair(config: ModelBenchConfig) -> np.ndarray:
-    """The steering network's stereo preprocessing alone (resize, crop, normalise, stack)."""
+def _preprocess_pair(steering_model: Path, config: ModelBenchConfig) -> np.ndarray:
+    """The steering network's stereo preprocessing alone (crop, resize, normalise, stack), as its
+    sidecar specifies it."""
+    from dave_core.model_contract import load_contract
     from dave_core.preprocess import PreprocessSpec, preprocess_stereo
-    spec = PreprocessSpec()
+    spec = PreprocessSpec.from_dict(load_contract(steering_model).preprocessing)
     left, right = _camera_pair(config, seed=2)
     preprocess_stereo(left, right, spec)
     return _time_ms(lambda: preprocess_stereo(left, right, spec), config.runs)

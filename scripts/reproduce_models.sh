@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Reproduce both shipped networks from nothing: simulate -> train -> export -> evaluate.
+#
+#   make models                          # = scripts/reproduce_models.sh out/reproduce
+#   scripts/reproduce_models.sh DIR      # everything goes under DIR (refused if DIR exists)
+#
+# models/ is never touched: compare DIR/models/ with it, copy by hand to ship. Each stage's
+# wall time goes to DIR/timings.txt. The recipes are the model cards' (models/*_MODEL_CARD.md).
+# THREADS (default 2) is the CPU budget: the data generators run that many processes, the
+# trainers that many torch threads.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=${1:-out/reproduce}
+THREADS=${THREADS:-2}
+PY=.venv/bin/python
+DAVE=.venv/bin/dave
+export MUJOCO_GL=${MUJOCO_GL:-egl}
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+
+# Steering: the reactive expert on 96 worlds; worlds 40-47 are held out (the card's split).
+STEERING_SEEDS=(0-47 48-95)
+STEERING_TRAIN=(--val-seeds 40-47 --epochs 8 --crop-bottom 0.3 --input-height 96 --input-width 320
+                --aug-rotate-prob 0 --aug-shadow-prob 0 --aug-blur-prob 0)
+# Traversability: ground-truth labels on 36 worlds; worlds 30-35 held out.
+TRAV_COLLECT=(--seeds 0-35 --duration 20 --camera-rate-hz 5 --expert planner --cruise-speed 1.0)
+TRAV_TRAIN=(--labels gt --val-seeds 30-35 --epochs 10 --max-minutes 18)
+
+if [[ -e "$OUT" ]]; then
+    echo "reproduce_models: $OUT already exists; choose a new directory (nothing is overwritten)" >&2
+    exit 2
+fi
+mkdir -p "$OUT/models"
+START=$SECONDS
+
+stage() {  # stage NAME COMMAND...: run it, log its wall time
+    local name=$1 t0=$SECONDS
+    shift
+    echo "== $name"
+    "$@"
+    printf '%-28s %6d s\n' "$name" $((SECONDS - t0)) | tee -a "$OUT/timings.txt"
+}
+
+steering_data() {  # one generator per half of the seeds, merged (shard bytes copied unchanged)
+    local pids=() parts=()
+    for seeds in "${STEERING_SEEDS[@]}"; do
+        parts+=("$OUT/data/steering_$seeds")
+        LP_NUM_THREADS=1 OMP_NUM_THREADS=1 $PY -m dave_models.sim_dataset --seeds "$seeds" \
+            --frames-per-world 200 --out "$OUT/data/steering_$seeds" > "$OUT/data_steering_$seeds.log" 2>&1 &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid"; done
+    $PY -m dave_models.datasets merge "${parts[@]}" --out "$OUT/data/steering"
+    rm -rf "${parts[@]}"
+}
+
+mkdir -p "$OUT/data"
+stage 'steering data' steering_data
+stage 'steering training' $DAVE train steering --data "$OUT/data/steering" --out "$OUT/train/steering" \
+    --threads "$THREADS" "${STEERING_TRAIN[@]}"
+stage 'steering export' $DAVE export "$OUT/train/steering/last.pt" --out "$OUT/models/steering.onnx"
+
+stage 'traversability data' env LP_NUM_THREADS=1 $DAVE collect "${TRAV_COLLECT[@]}" \
+    --out "$OUT/collect/trav" --workers "$THREADS" --quiet
+stage 'traversability training' $DAVE train traversability --data "$OUT/collect/trav" \
+    --out "$OUT/train/traversability" --threads "$THREADS" "${TRAV_TRAIN[@]}"
+stage 'traversability export' $DAVE export "$OUT/train/traversability/last.pt" \
+    --out "$OUT/models/traversability.onnx"
+
+stage 'evaluation' bash -c "
+    $PY -m dave_models.traversability_eval --model '$OUT/models/traversability.onnx' \
+        --data '$OUT/collect/trav' --seeds 30-35 --json '$OUT/traversability_eval.json' &&
+    $DAVE eval --offline --seeds 40-47 --duration 45 --model-dir '$OUT/models' --json '$OUT/steering_closed_loop.json'"
+
+printf '%-28s %6d s\n' 'total' $((SECONDS - START)) | tee -a "$OUT/timings.txt"
+echo "reproduce_models: models in $OUT/models, timings in $OUT/timings.txt"
