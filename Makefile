@@ -12,7 +12,7 @@ DEMO_JSON ?= out/demo_metrics.json
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export MUJOCO_GL := egl
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench models clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,10 @@ bench: setup
 	mkdir -p out
 	$(DAVE) bench sim --json out/bench_sim.json
 	$(DAVE) bench models --json out/bench_models.json
+
+# Both networks from nothing (simulate, train, export, evaluate) into out/reproduce; models/ untouched.
+models: setup
+	scripts/reproduce_models.sh out/reproduce
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -7,7 +7,8 @@
 # models/ is never touched: compare DIR/models/ with it, copy by hand to ship. Each stage's
 # wall time goes to DIR/timings.txt. The recipes are the model cards' (models/*_MODEL_CARD.md).
 # THREADS (default 2) is the CPU budget: the data generators run that many processes, the
-# trainers that many torch threads.
+# trainers that many torch threads. REPRODUCE_SMOKE=1 runs every stage on a few frames with
+# dry-run training (a minute; the tests run it) to check the chain, not to make models.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,13 +19,26 @@ DAVE=.venv/bin/dave
 export MUJOCO_GL=${MUJOCO_GL:-egl}
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 
-# Steering: the reactive expert on 96 worlds; worlds 40-47 are held out (the card's split).
-STEERING_SEEDS=(0-47 48-95)
-STEERING_TRAIN=(--val-seeds 40-47 --epochs 8 --crop-bottom 0.3 --input-height 96 --input-width 320
-                --aug-rotate-prob 0 --aug-shadow-prob 0 --aug-blur-prob 0)
 # Traversability: ground-truth labels on 36 worlds; worlds 30-35 held out.
 TRAV_COLLECT=(--seeds 0-35 --duration 20 --camera-rate-hz 5 --expert planner --cruise-speed 1.0)
 TRAV_TRAIN=(--labels gt --val-seeds 30-35 --epochs 10 --max-minutes 18)
+# Steering: the reactive expert on 96 worlds; worlds 40-47 are held out (the card's split). It
+# steers from the traversability network's maps, so it is trained second.
+STEERING_SEEDS=(0-47 48-95)
+STEERING_FRAMES=200
+STEERING_TRAIN=(--val-seeds 40-47 --epochs 6 --head arcs --perception "$OUT/train/traversability/last.pt"
+                --aug-rotate-prob 0 --aug-shadow-prob 0 --aug-blur-prob 0)
+TRAV_EVAL_SEEDS=30-35
+EVAL=(--seeds 40-47 --duration 45)
+if [[ "${REPRODUCE_SMOKE:-0}" == 1 ]]; then
+    TRAV_COLLECT=(--seeds 0-2 --duration 1 --camera-rate-hz 5 --expert planner --cruise-speed 1.0)
+    TRAV_TRAIN=(--labels gt --val-seeds 2 --dry-run)
+    STEERING_SEEDS=(0-1 2)
+    STEERING_FRAMES=6
+    STEERING_TRAIN=(--val-seeds 2 --dry-run --batch-size 4 --head arcs --perception "$OUT/train/traversability/last.pt")
+    TRAV_EVAL_SEEDS=2
+    EVAL=(--seeds 2 --duration 1)
+fi
 
 if [[ -e "$OUT" ]]; then
     echo "reproduce_models: $OUT already exists; choose a new directory (nothing is overwritten)" >&2
@@ -46,19 +60,13 @@ steering_data() {  # one generator per half of the seeds, merged (shard bytes co
     for seeds in "${STEERING_SEEDS[@]}"; do
         parts+=("$OUT/data/steering_$seeds")
         LP_NUM_THREADS=1 OMP_NUM_THREADS=1 $PY -m dave_models.sim_dataset --seeds "$seeds" \
-            --frames-per-world 200 --out "$OUT/data/steering_$seeds" > "$OUT/data_steering_$seeds.log" 2>&1 &
+            --frames-per-world $STEERING_FRAMES --out "$OUT/data/steering_$seeds" > "$OUT/data_steering_$seeds.log" 2>&1 &
         pids+=($!)
     done
     for pid in "${pids[@]}"; do wait "$pid"; done
     $PY -m dave_models.datasets merge "${parts[@]}" --out "$OUT/data/steering"
     rm -rf "${parts[@]}"
 }
-
-mkdir -p "$OUT/data"
-stage 'steering data' steering_data
-stage 'steering training' $DAVE train steering --data "$OUT/data/steering" --out "$OUT/train/steering" \
-    --threads "$THREADS" "${STEERING_TRAIN[@]}"
-stage 'steering export' $DAVE export "$OUT/train/steering/last.pt" --out "$OUT/models/steering.onnx"
 
 stage 'traversability data' env LP_NUM_THREADS=1 $DAVE collect "${TRAV_COLLECT[@]}" \
     --out "$OUT/collect/trav" --workers "$THREADS" --quiet
@@ -67,10 +75,16 @@ stage 'traversability training' $DAVE train traversability --data "$OUT/collect/
 stage 'traversability export' $DAVE export "$OUT/train/traversability/last.pt" \
     --out "$OUT/models/traversability.onnx"
 
+mkdir -p "$OUT/data"
+stage 'steering data' steering_data
+stage 'steering training' $DAVE train steering --data "$OUT/data/steering" --out "$OUT/train/steering" \
+    --threads "$THREADS" "${STEERING_TRAIN[@]}"
+stage 'steering export' $DAVE export "$OUT/train/steering/last.pt" --out "$OUT/models/steering.onnx"
+
 stage 'evaluation' bash -c "
     $PY -m dave_models.traversability_eval --model '$OUT/models/traversability.onnx' \
-        --data '$OUT/collect/trav' --seeds 30-35 --json '$OUT/traversability_eval.json' &&
-    $DAVE eval --offline --seeds 40-47 --duration 45 --model-dir '$OUT/models' --json '$OUT/steering_closed_loop.json'"
+        --data '$OUT/collect/trav' --seeds $TRAV_EVAL_SEEDS --json '$OUT/traversability_eval.json' &&
+    $DAVE eval --offline ${EVAL[*]} --model-dir '$OUT/models' --json '$OUT/steering_closed_loop.json'"
 
 printf '%-28s %6d s\n' 'total' $((SECONDS - START)) | tee -a "$OUT/timings.txt"
 echo "reproduce_models: models in $OUT/models, timings in $OUT/timings.txt"

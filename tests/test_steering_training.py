@@ -291,13 +291,16 @@ def test_merge_gives_the_data_id_of_one_run_and_refuses_overlaps(tmp_path):
     from dave_models.datasets import merge_datasets
 
     camera = {'width': W, 'height': H}
+    fan = [-1.0, 0.0, 1.0]
     whole = load_manifest(write_dataset(tmp_path / 'whole', seeds=range(4), frames=3, source={'camera': camera}))
-    write_dataset(tmp_path / 'a', seeds=range(2), frames=3, source={'camera': camera})
-    write_dataset(tmp_path / 'b', seeds=range(2, 4), frames=3, source={'camera': camera})
+    write_dataset(tmp_path / 'a', seeds=range(2), frames=3, source={'camera': camera, 'arc_curvatures': fan, 'seeds': '0-1'})
+    write_dataset(tmp_path / 'b', seeds=range(2, 4), frames=3, source={'camera': camera, 'arc_curvatures': fan, 'seeds': '2-3'})
     merged = merge_datasets([tmp_path / 'a', tmp_path / 'b'], tmp_path / 'ab')
     assert merged.data_id == whole.data_id and merged.world_seeds == (0, 1, 2, 3)
     reloaded = load_manifest(tmp_path / 'ab')
-    assert reloaded.source['camera'] == camera and len(reloaded.source['merged_from']) == 2
+    # What both inputs agree on is kept (arcs heads need the fan); what differs is not.
+    assert reloaded.source['camera'] == camera and reloaded.source['arc_curvatures'] == fan
+    assert 'seeds' not in reloaded.source and len(reloaded.source['merged_from']) == 2
     assert np.array_equal(read_shard(reloaded, reloaded.shards[3]).left,
                           read_shard(whole, whole.shards[3]).left)
     with pytest.raises(DatasetError, match='world seed 0 is also in'):
@@ -454,3 +457,73 @@ def test_arcs_loss_adds_the_weighted_mse_of_the_mean_curvature():
     mse = float(np.mean((outputs['curvature'][:, 0].numpy() - targets['curvature']) ** 2))
     assert losses[1] - losses[0] == pytest.approx(3 * mse, rel=1e-5)
     assert losses[0] > 0  # cross-entropy against two-hot targets
+
+
+# --- steering from a frozen traversability network (--perception) ----------------------------
+
+def _perception_checkpoint(path, height=96, width=128):  # big enough for the head's strides
+    """A traversability checkpoint as dave_models.traversability_train writes it (random weights)."""
+    from dave_core.segmentation import SegmentationSpec
+    from dave_models.traversability_net import TraversabilityNet, TraversabilityNetConfig
+    torch.manual_seed(3)
+    config = TraversabilityNetConfig(height=height, width=width)
+    net = TraversabilityNet(config)
+    for module in net.modules():  # non-trivial BatchNorm statistics, which must survive training
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    spec = SegmentationSpec(height=height, width=width, mean=(0.3, 0.5, 0.5), std=(0.2, 0.05, 0.05))
+    torch.save({'format': 'dave-traversability-checkpoint', 'model_config': config.to_dict(),
+                'preprocess': spec.to_dict(), 'state_dict': net.state_dict(), 'data_id': 'trav-test'}, path)
+    return path
+
+
+def test_perception_steering_keeps_the_network_frozen_and_exports_one_graph(dataset, tmp_path):
+    trav = _perception_checkpoint(tmp_path / 'trav.pt')
+    out = tmp_path / 'train'
+    assert _run(train_command, ['steering', '--data', str(dataset), '--out', str(out), '--dry-run',
+                                '--batch-size', '4', '--threads', '1', '--val-seeds', '3',
+                                '--perception', str(trav)]) == 0
+    checkpoint = torch.load(out / 'last.pt', weights_only=True)
+    before = torch.load(trav, weights_only=True)['state_dict']
+    after = {k[len('perception.'):]: v for k, v in checkpoint['state_dict'].items() if k.startswith('perception.')}
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[k], before[k]) for k in before)  # weights and BatchNorm statistics
+    assert checkpoint['perception']['data_id'] == 'trav-test'
+    # The input is the traversability network's: whole image, its size and normalization.
+    spec = PreprocessSpec.from_dict(checkpoint['preprocess'])
+    assert (spec.crop_top, spec.crop_bottom, spec.height, spec.width) == (0.0, 0.0, 96, 128)
+    assert spec.mean == (0.3, 0.5, 0.5) and spec.std == (0.2, 0.05, 0.05)
+    onnx_path = tmp_path / 'steering.onnx'
+    assert export_checkpoint(out / 'last.pt', onnx_path).max_abs_diff <= PARITY_ATOL
+    pair = synthetic_world(9, 1)
+    output = SteeringPredictor.load(onnx_path).predict(pair.left[0], pair.right[0])
+    assert np.isfinite(output.curvature_per_m)
+
+
+def test_perception_input_is_exactly_what_the_traversability_network_sees():
+    from dave_core.model_contract import load_contract
+    from dave_core.segmentation import SegmentationSpec, preprocess_left
+    from dave_core.paths import project_file
+    seg = SegmentationSpec.from_dict(load_contract(project_file('models/traversability.onnx')).preprocessing)
+    spec = PreprocessSpec(crop_top=0.0, height=seg.height, width=seg.width, color_space=seg.color_space,
+                          interpolation=seg.interpolation, mean=seg.mean, std=seg.std)
+    rng = np.random.default_rng(0)
+    left, right = (rng.integers(0, 256, (240, 320, 3), dtype=np.uint8) for _ in range(2))
+    stereo = preprocess_stereo(left, right, spec)
+    np.testing.assert_allclose(stereo[:3], preprocess_left(left, seg), atol=1e-5)
+    np.testing.assert_allclose(stereo[3:], preprocess_left(right, seg), atol=1e-5)
+
+
+@pytest.mark.parametrize('make, message', [
+    (lambda p: None, 'not found'),
+    (lambda p: p.write_bytes(b'not a checkpoint'), 'not a readable checkpoint'),
+    (lambda p: torch.save({'format': 'dave-steering-checkpoint'}, p), 'is not a dave-traversability-checkpoint'),
+])
+def test_a_bad_perception_checkpoint_is_one_error_naming_it(dataset, tmp_path, caplog, make, message):
+    bad = tmp_path / 'trav.pt'
+    make(bad)
+    assert _run(train_command, ['steering', '--data', str(dataset), '--out', str(tmp_path / 'run'), '--dry-run',
+                                '--val-seeds', '3', '--perception', str(bad)]) == 2
+    assert f'--perception: {bad}' in caplog.text and message in caplog.text
+    assert not (tmp_path / 'run' / 'last.pt').exists()

@@ -269,8 +269,9 @@ def merge_datasets(roots: Sequence[str | os.PathLike], out: str | os.PathLike) -
     """Concatenate data sets with disjoint world seeds into `out` (new or empty), shards unchanged.
 
     Shard bytes are copied as they are, so merging the outputs of `sim_dataset --seeds 0-47` and
-    `--seeds 48-95` gives the data_id of one `--seeds 0-95` run. The camera is kept in the
-    merged source only when every input recorded the same one.
+    `--seeds 48-95` gives the data_id of one `--seeds 0-95` run. A key of the inputs' sources (the
+    camera, the expert's arc fan, ...) is kept in the merged source when every input recorded
+    the same value; each input's own source is kept under `merged_from`.
     """
     manifests = [load_manifest(root) for root in roots]
     if len(manifests) < 2:
@@ -284,12 +285,11 @@ def merge_datasets(roots: Sequence[str | os.PathLike], out: str | os.PathLike) -
             if seed in seen:
                 raise DatasetError(f'{m.root}: world seed {seed} is also in {seen[seed]}')
             seen[seed] = m.root
-    cameras = [m.source.get('camera') for m in manifests]
-    source: dict[str, Any] = {'generator': 'dave_models.datasets.merge_datasets',
+    common = {key: value for key, value in manifests[0].source.items()
+              if all(key in m.source and m.source[key] == value for m in manifests[1:])}
+    source: dict[str, Any] = {**common, 'generator': 'dave_models.datasets.merge_datasets',
                               'merged_from': [{'dir': str(m.root), 'data_id': m.data_id, 'source': m.source}
                                               for m in manifests]}
-    if cameras[0] is not None and all(c == cameras[0] for c in cameras):
-        source['camera'] = cameras[0]
     writer = ShardWriter(out, source)
     writer.image_size = (manifests[0].image_height, manifests[0].image_width)
     for m in manifests:
