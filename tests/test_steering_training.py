@@ -527,3 +527,22 @@ def test_a_bad_perception_checkpoint_is_one_error_naming_it(dataset, tmp_path, c
                                 '--val-seeds', '3', '--perception', str(bad)]) == 2
     assert f'--perception: {bad}' in caplog.text and message in caplog.text
     assert not (tmp_path / 'run' / 'last.pt').exists()
+
+
+def test_precise_batchnorm_statistics_are_those_of_the_final_weights(dataset):
+    from dave_models.datasets import load_cached
+    from dave_models.train import make_batch, recompute_batchnorm
+    manifest = load_manifest(dataset)
+    spec = PreprocessSpec(height=H, width=W, crop_top=0.0)
+    data = load_cached(manifest, spec, manifest.world_seeds)
+    torch.manual_seed(0)
+    model = SteeringNet(SteeringNetConfig(height=H, width=W, convs=((8, 5, 2), (8, 3, 1)), fc=(8,)))
+    first_bn = model.features[1]
+    first_bn.running_mean.fill_(5.0)  # stale statistics, as after fast-moving training
+    batches = [np.arange(0, 16), np.arange(16, 32)]
+    assert recompute_batchnorm(model, batches, data, spec, torch.device('cpu')) == 2
+    inputs = np.concatenate([make_batch(data, b, spec, None, None)[0] for b in batches])
+    with torch.no_grad():
+        conv_out = model.features[0](torch.from_numpy(inputs))
+    np.testing.assert_allclose(first_bn.running_mean.numpy(), conv_out.mean(dim=(0, 2, 3)).numpy(), atol=1e-5)
+    assert first_bn.momentum == 0.1  # restored for further training
