@@ -546,3 +546,25 @@ def test_precise_batchnorm_statistics_are_those_of_the_final_weights(dataset):
         conv_out = model.features[0](torch.from_numpy(inputs))
     np.testing.assert_allclose(first_bn.running_mean.numpy(), conv_out.mean(dim=(0, 2, 3)).numpy(), atol=1e-5)
     assert first_bn.momentum == 0.1  # restored for further training
+
+
+def test_dagger_data_is_driven_by_the_model_and_labelled_by_the_expert(tmp_path):
+    from dave_core.paths import project_file
+    from dave_models.sim_dataset import SimDatasetConfig, drive_world, main as sim_dataset_main
+
+    model = str(project_file('models/steering.onnx'))
+    expert_only = SimDatasetConfig(frames_per_world=30, camera_rate_hz=10.0, dart_noise=False)
+    learner_only = SimDatasetConfig(frames_per_world=30, camera_rate_hz=10.0, dart_noise=False,
+                                    driver=model, driver_share=1.0)
+    mixed = SimDatasetConfig(frames_per_world=30, camera_rate_hz=10.0, driver=model)
+    a, _ = drive_world(3, expert_only)
+    b, _ = drive_world(3, learner_only)
+    c1, _ = drive_world(3, mixed)
+    c2, _ = drive_world(3, mixed)
+    assert np.array_equal(a.left[0], b.left[0])  # same start
+    assert not np.array_equal(a.left[-1], b.left[-1])  # the model drove elsewhere
+    assert np.array_equal(c1.left, c2.left) and np.array_equal(c1.curvature, c2.curvature)  # deterministic
+    assert np.all(np.isfinite(b.curvature)) and b.arc_free_m is not None  # expert labels on every frame
+    assert sim_dataset_main(['--seeds', '3', '--frames-per-world', '2', '--driver', str(tmp_path / 'none.onnx'),
+                             '--out', str(tmp_path / 'x')]) == 2
+    assert sim_dataset_main(['--seeds', '3', '--driver-share', '1.5', '--out', str(tmp_path / 'y')]) == 2

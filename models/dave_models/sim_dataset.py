@@ -93,8 +93,15 @@ class SimDatasetConfig:
     dart_noise: bool = True  # perturb the driven command (never the label)
     max_episode_s: float = 90.0  # a drive that has not reached the goal by then restarts
     expert: str = 'reactive'  # a key of EXPERTS
+    # DAgger (Ross et al. 2011): a steering model (.onnx) drives this share of the frames, the
+    # noisy expert the others, while every frame is labelled by the expert. The data then shows
+    # the states the model itself gets into, mistakes included, and what to do there.
+    driver: str = ''
+    driver_share: float = 0.5
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.driver_share <= 1.0:
+            raise ValueError(f'driver_share must be in [0, 1], got {self.driver_share}')
         if self.expert not in EXPERTS:
             raise ValueError(f'expert {self.expert!r} unknown (known: {", ".join(EXPERTS)})')
         if self.frames_per_world < 1:
@@ -156,6 +163,12 @@ def drive_world(seed: int, config: SimDatasetConfig, progress: tqdm | None = Non
     from dave_sim.world import generate_world
 
     world = generate_world(seed)
+    pilot = None
+    if config.driver:
+        if replay is not None:
+            raise DatasetError('--driver: a replay repeats the recorded drives; it cannot be re-driven')
+        from dave_core.autopilot import SteeringPilot
+        pilot = SteeringPilot.from_file(config.driver, cruise_speed_mps=config.cruise_speed_mps)
     period = 1.0 / config.camera_rate_hz
     obstacles = np.array([(o.x, o.y, o.bounding_radius) for o in world.obstacles]).reshape(-1, 3)
     lefts, rights, curvatures, speeds, ahead = [], [], [], [], []
@@ -167,6 +180,7 @@ def drive_world(seed: int, config: SimDatasetConfig, progress: tqdm | None = Non
             # A new noise stream per episode, so repeated drives of one world differ.
             noise = NoiseConfig(seed=seed * 1000 + episodes) if config.dart_noise else None
             expert = EXPERTS[config.expert](world, sim.vehicle, config.cruise_speed_mps, noise)
+            turns = np.random.default_rng([seed, episodes])  # who drives each frame (DAgger)
             episodes += 1
             while len(curvatures) < config.frames_per_world:
                 state = sim.state
@@ -195,7 +209,11 @@ def drive_world(seed: int, config: SimDatasetConfig, progress: tqdm | None = Non
                 ahead.append(obstacle_ahead(obstacles, state.x, state.y, state.yaw))
                 for name, value in privileged_labels(expert).items():
                     extra.setdefault(name, []).append(value)
-                sim.apply_controls(command.applied_v, command.applied_w)
+                if pilot is not None and turns.random() < config.driver_share:
+                    learner = pilot.propose(lefts[-1], rights[-1])
+                    sim.apply_controls(learner.linear_mps, learner.angular_rps)
+                else:
+                    sim.apply_controls(command.applied_v, command.applied_w)
                 sim.step(period)
                 if progress is not None:
                     progress.update(1)
@@ -266,6 +284,11 @@ def main(argv: list[str] | None = None) -> int:
                         help='a data set made with the same options: repeat its drives without '
                              'rendering, keep its images, write the current labels (checked: every '
                              'replayed label must equal the stored one)')
+    parser.add_argument('--driver', metavar='MODEL.onnx', default='',
+                        help='DAgger: this steering model drives --driver-share of the frames (the '
+                             'noisy expert the rest); the expert still labels every frame')
+    parser.add_argument('--driver-share', type=float, default=defaults.driver_share,
+                        help='share of frames the --driver model drives (default: %(default)s)')
     parser.add_argument('--out', required=True, help='new directory for the shards')
     args = parser.parse_args(argv)
     # The program entry point (not library code) picks headless rendering unless told otherwise.
@@ -273,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
     try:
         config = SimDatasetConfig(args.frames_per_world, args.camera_rate_hz, args.cruise_speed,
-                                  not args.no_dart_noise, args.max_episode_s, args.expert)
+                                  not args.no_dart_noise, args.max_episode_s, args.expert,
+                                  args.driver, args.driver_share)
         seeds = parse_seed_list(args.seeds)
         command = 'python -m dave_models.sim_dataset ' + shlex.join(argv if argv is not None else sys.argv[1:])
         out = generate(seeds, args.out, config, command, args.replay)
