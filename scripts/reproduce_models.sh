@@ -25,6 +25,7 @@ TRAV_TRAIN=(--labels gt --val-seeds 30-35 --epochs 10 --max-minutes 18)
 # Steering: the reactive expert on 96 worlds; worlds 40-47 are held out (the card's split). It
 # steers from the traversability network's maps, so it is trained second.
 STEERING_SEEDS=(0-47 48-95)
+DAGGER_SEEDS=(112-135 136-159)  # worlds the first model drives (half the frames) for DAgger data
 STEERING_FRAMES=200
 STEERING_TRAIN=(--val-seeds 40-47 --epochs 6 --head arcs --perception "$OUT/train/traversability/last.pt"
                 --aug-rotate-prob 0 --aug-shadow-prob 0 --aug-blur-prob 0)
@@ -34,6 +35,7 @@ if [[ "${REPRODUCE_SMOKE:-0}" == 1 ]]; then
     TRAV_COLLECT=(--seeds 0-2 --duration 1 --camera-rate-hz 5 --expert planner --cruise-speed 1.0)
     TRAV_TRAIN=(--labels gt --val-seeds 2 --dry-run)
     STEERING_SEEDS=(0-1 2)
+    DAGGER_SEEDS=(3 4)
     STEERING_FRAMES=6
     STEERING_TRAIN=(--val-seeds 2 --dry-run --batch-size 4 --head arcs --perception "$OUT/train/traversability/last.pt")
     TRAV_EVAL_SEEDS=2
@@ -55,17 +57,25 @@ stage() {  # stage NAME COMMAND...: run it, log its wall time
     printf '%-28s %6d s\n' "$name" $((SECONDS - t0)) | tee -a "$OUT/timings.txt"
 }
 
-steering_data() {  # one generator per half of the seeds, merged (shard bytes copied unchanged)
-    local pids=() parts=()
-    for seeds in "${STEERING_SEEDS[@]}"; do
-        parts+=("$OUT/data/steering_$seeds")
+generate() {  # generate NAME SEEDS... -- OPTIONS: one generator process per seed range, merged
+    local name=$1 pids=() parts=() seeds
+    shift
+    local ranges=()
+    while [[ $1 != -- ]]; do ranges+=("$1"); shift; done
+    shift
+    for seeds in "${ranges[@]}"; do
+        parts+=("$OUT/data/${name}_$seeds")
         LP_NUM_THREADS=1 OMP_NUM_THREADS=1 $PY -m dave_models.sim_dataset --seeds "$seeds" \
-            --frames-per-world $STEERING_FRAMES --out "$OUT/data/steering_$seeds" > "$OUT/data_steering_$seeds.log" 2>&1 &
+            --frames-per-world $STEERING_FRAMES "$@" --out "$OUT/data/${name}_$seeds" > "$OUT/data/${name}_$seeds.log" 2>&1 &
         pids+=($!)
     done
     for pid in "${pids[@]}"; do wait "$pid"; done
-    $PY -m dave_models.datasets merge "${parts[@]}" --out "$OUT/data/steering"
-    rm -rf "${parts[@]}"
+    if (( ${#parts[@]} == 1 )); then
+        mv "${parts[0]}" "$OUT/data/$name"
+    else
+        $PY -m dave_models.datasets merge "${parts[@]}" --out "$OUT/data/$name"
+        rm -rf "${parts[@]}"
+    fi
 }
 
 stage 'traversability data' env LP_NUM_THREADS=1 $DAVE collect "${TRAV_COLLECT[@]}" \
@@ -75,11 +85,17 @@ stage 'traversability training' $DAVE train traversability --data "$OUT/collect/
 stage 'traversability export' $DAVE export "$OUT/train/traversability/last.pt" \
     --out "$OUT/models/traversability.onnx"
 
-mkdir -p "$OUT/data"
-stage 'steering data' steering_data
-stage 'steering training' $DAVE train steering --data "$OUT/data/steering" --out "$OUT/train/steering" \
+mkdir -p "$OUT/data" "$OUT/models/first"
+stage 'steering data' generate steering "${STEERING_SEEDS[@]}" --
+stage 'steering training' $DAVE train steering --data "$OUT/data/steering" --out "$OUT/train/steering_first" \
     --threads "$THREADS" "${STEERING_TRAIN[@]}"
-stage 'steering export' $DAVE export "$OUT/train/steering/last.pt" --out "$OUT/models/steering.onnx"
+stage 'steering export' $DAVE export "$OUT/train/steering_first/last.pt" --out "$OUT/models/first/steering.onnx"
+# DAgger: the first model drives new worlds, the expert labels; the shipped model learns from both.
+stage 'dagger data' generate dagger "${DAGGER_SEEDS[@]}" -- --driver "$OUT/models/first/steering.onnx"
+stage 'dagger merge' $PY -m dave_models.datasets merge "$OUT/data/steering" "$OUT/data/dagger" --out "$OUT/data/steering_dagger"
+stage 'steering training (dagger)' $DAVE train steering --data "$OUT/data/steering_dagger" --out "$OUT/train/steering" \
+    --threads "$THREADS" "${STEERING_TRAIN[@]}"
+stage 'steering export (dagger)' $DAVE export "$OUT/train/steering/last.pt" --out "$OUT/models/steering.onnx"
 
 stage 'evaluation' bash -c "
     $PY -m dave_models.traversability_eval --model '$OUT/models/traversability.onnx' \

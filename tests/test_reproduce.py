@@ -23,7 +23,10 @@ def test_smoke_run_goes_from_simulation_to_evaluated_models(tmp_path):
                                                                      trav.preprocessing['width'])
     stages = [line.rsplit(None, 2)[0] for line in (out / 'timings.txt').read_text().splitlines()]
     assert stages == ['traversability data', 'traversability training', 'traversability export',
-                      'steering data', 'steering training', 'steering export', 'evaluation', 'total']
+                      'steering data', 'steering training', 'steering export', 'dagger data', 'dagger merge',
+                      'steering training (dagger)', 'steering export (dagger)', 'evaluation', 'total']
+    dagger = json.loads((out / 'data/steering_dagger/manifest.json').read_text())
+    assert dagger['num_samples'] == 5 * 6  # 3 expert worlds + 2 DAgger worlds, 6 frames each
     report = json.loads((out / 'steering_closed_loop.json').read_text())
     assert report['mode'] == 'offline' and report['worlds'] == 1
     assert (out / 'traversability_eval.json').is_file()
