@@ -15,6 +15,11 @@ models/STEERING_MODEL_CARD.md):
 (cross-entropy over the expert's arc fan), `--aux-weight W` (auxiliary prediction of each arc's
 free length and clearance) and `--label memoryless` need data with the reactive expert's
 privileged labels (sim_dataset writes them; `--replay` adds them to older data).
+`--perception TRAV_CHECKPOINT` steers from a frozen traversability network's maps of both views
+(the steering card's runs p2/p3; `make models` reproduces the shipped one).
+
+After each epoch the BatchNorm statistics are re-estimated for the epoch's final weights
+(`recompute_batchnorm`), so validation and the checkpoint use statistics that fit them.
 
 (last.pt, not best.pt: an epoch picked on the held-out worlds would flatter their metrics.)
 
