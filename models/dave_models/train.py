@@ -195,7 +195,7 @@ def recompute_batchnorm(model: SteeringNet, batches: list[np.ndarray], data: Cac
     the number of layers updated.
     """
     frozen = set(model.perception.modules()) if model.perception is not None else set()
-    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m not in frozen]
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) and m not in frozen]
     momenta = [m.momentum for m in layers]
     for layer in layers:
         layer.reset_running_stats()

@@ -51,7 +51,12 @@ def run(args: argparse.Namespace) -> int:
         print(f'dave eval: error: --duration must be > 0, got {args.duration}', file=sys.stderr)
         return 2
     if args.offline:
-        return _report(args, _drive_offline(args, seeds), {})
+        try:
+            runs = _drive_offline(args, seeds)
+        except (ValueError, FileNotFoundError) as error:  # the model: missing or not a steering model
+            print(f'dave eval: error: {error}', file=sys.stderr)
+            return 2
+        return _report(args, runs, {})
     domain_id = apply_domain(args)
     from dave_cli.closed_loop import drive, load_sim_launch
     from dave_core.launch import LaunchError
@@ -76,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
     return _report(args, runs, failures)
 
 
-def _drive_offline(args: argparse.Namespace, seeds: list[int]) -> dict[int, dict] | int:
-    """Each world driven by the steering model in-process (dave_sim.model_drive)."""
+def _drive_offline(args: argparse.Namespace, seeds: list[int]) -> dict[int, dict]:
+    """Each world driven by the steering model in-process (dave_sim.model_drive); ValueError or
+    FileNotFoundError names a model that cannot be loaded."""
     import os
     os.environ.setdefault('MUJOCO_GL', 'egl')  # before MuJoCo is imported: headless rendering
     from dave_core.autopilot import SteeringPilot
@@ -85,12 +91,7 @@ def _drive_offline(args: argparse.Namespace, seeds: list[int]) -> dict[int, dict
     from dave_sim.model_drive import ModelDriveConfig, drive_model
     from dave_sim.world import generate_world
 
-    try:
-        model = (args.model_dir or project_file('models')) / 'steering.onnx'
-        pilot = SteeringPilot.from_file(model)
-    except (ValueError, FileNotFoundError) as error:
-        print(f'dave eval: error: {error}', file=sys.stderr)
-        return 2
+    pilot = SteeringPilot.from_file((args.model_dir or project_file('models')) / 'steering.onnx')
     config = ModelDriveConfig(duration_s=args.duration)
     runs = {}
     for i, seed in enumerate(seeds, 1):
@@ -100,10 +101,8 @@ def _drive_offline(args: argparse.Namespace, seeds: list[int]) -> dict[int, dict
     return runs
 
 
-def _report(args: argparse.Namespace, runs: dict[int, dict] | int, failures: dict[int, str]) -> int:
-    """Print and write the report of `runs` (an int: the exit code of a failed start)."""
-    if isinstance(runs, int):
-        return runs
+def _report(args: argparse.Namespace, runs: dict[int, dict], failures: dict[int, str]) -> int:
+    """Print and write the report of `runs`; the exit code."""
     from dave_cli.closed_loop import print_metrics
     from dave_core.metrics import summarize_runs, write_json_atomic
 
