@@ -328,6 +328,11 @@ def test_augment_flags_mirror_augment_config_and_need_the_camera_for_rotations()
     custom = config_from_args(parser.parse_args(['--data', 'd', '--out', 'o', '--aug-rotate-prob', '0',
                                                  '--aug-blur-prob', '0.5']))
     assert augment_setup(custom, {}, PreprocessSpec())[0] == AugmentConfig(rotate_prob=0.0, blur_prob=0.5)
+    shift = config_from_args(parser.parse_args(['--data', 'd', '--out', 'o', '--aug-shift-prob', '0.4',
+                                                '--aug-shift-max', '0.2']))
+    assert augment_setup(shift, {}, PreprocessSpec())[0] == AugmentConfig(shift_prob=0.4, shift_max_m=0.2)
+    with pytest.raises(ValueError, match='--aug-shift-max'):
+        config_from_args(parser.parse_args(['--data', 'd', '--out', 'o', '--aug-shift-max', '0.9']))
     off = config_from_args(parser.parse_args(['--data', 'd', '--out', 'o', '--no-augment']))
     assert augment_setup(off, {}, PreprocessSpec()) == (None, None)
     with pytest.raises(ValueError, match='--aug-shadow-prob'):
@@ -360,7 +365,7 @@ def _arc_world(seed, frames):
     return world
 
 
-def test_aux_targets_mirror_with_a_flip_and_are_masked_after_a_rotation():
+def test_aux_targets_mirror_with_a_flip_and_are_masked_after_a_rotation_or_shift():
     from dave_core.preprocess import PreprocessSpec, crop_resize
     from dave_models.augment import AugmentConfig, ViewGeometry
     from dave_models.datasets import CachedSet
@@ -385,6 +390,9 @@ def test_aux_targets_mirror_with_a_flip_and_are_masked_after_a_rotation():
     _, t = make_batch(data, index, spec, np.random.default_rng(0), rotate, geometry, 'expert', scale)
     assert t['aux_mask'].tolist() == [0.0] * 6
     assert not np.allclose(t['curvature'], world.curvature)  # corrected labels
+    shift = AugmentConfig(flip_prob=0.0, rotate_prob=0.0, shift_prob=1.0)
+    _, t = make_batch(data, index, spec, np.random.default_rng(0), shift, geometry, 'expert', scale)
+    assert t['aux_mask'].tolist() == [0.0] * 6 and not np.allclose(t['curvature'], world.curvature)
     _, t = make_batch(data, index, spec, None, None, geometry, 'expert', scale)
     np.testing.assert_allclose(t['aux'][:, :21], world.arc_free_m / 3.5, rtol=1e-6)
 

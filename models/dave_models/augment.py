@@ -11,11 +11,15 @@ view and the label stays consistent:
   what the right camera would see in the mirrored world), and a left turn becomes a right turn.
   So flip = (mirror(right), mirror(left), -curvature); without the swap the disparity would
   change sign and the network would learn from impossible geometry.
-- View rotation (PilotNet's viewpoint trick, rotations only): the pair as it would look had the
-  vehicle been yawed by theta (+ = left, REP-103), with the label corrected so the vehicle steers
-  back onto the expert's path: curvature - 2 sin(theta) / L (`rotate_view_label`). Lateral shifts
-  are not done: they need per-pixel depth (near ground and far obstacles move differently), and a
-  planar-ground homography would smear exactly the obstacles the expert reacts to.
+- View rotation (PilotNet's viewpoint trick): the pair as it would look had the vehicle been
+  yawed by theta (+ = left, REP-103), with the label corrected so the vehicle steers back onto
+  the expert's path: curvature - 2 sin(theta) / L (`rotate_view_label`).
+- View shift (the other half of the trick): the pair as it would look had the vehicle stood
+  `shift` metres to the side. A sideways move runs along the stereo baseline, so every pixel
+  moves along its row by shift / baseline times its own disparity: the pair's own stereo
+  matching gives the per-pixel depth that a planar-ground homography lacks (it would smear the
+  obstacles the expert reacts to). Pixels nobody saw are inpainted. Label: pure pursuit back to
+  the expert's arc (`shift_view_label`).
 - Shadows: a dark band across the ground, same darkening in both images, at the position the
   ground-plane disparity puts it in the right image.
 - Blur: one Gaussian (defocus) or horizontal motion (yaw while exposing) kernel for both images.
@@ -25,7 +29,7 @@ Photometric augmentations never touch the label.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 import cv2
@@ -55,10 +59,16 @@ class AugmentConfig:
     # look-ahead (reactive_expert.ReactiveConfig.horizon_m). At 5 deg it adds 0.05 1/m.
     return_distance_m: float = 3.5
     max_curvature_per_m: float = 1.5  # corrected labels are clipped to the expert's arc fan
+    # View shift: off by default. It costs two stereo matches per pair, and DART noise already
+    # shows the expert recovering from lateral offsets in simulation; it is for data without an
+    # expert to recover (a human driving the real robot). 0.1 m moves the nearest ground (0.35 m
+    # ahead) by ~0.8 disparities, a fifth of the view's width at 320 px, far things by little.
+    shift_prob: float = 0.0
+    shift_max_m: float = 0.1
 
     def __post_init__(self) -> None:
         for name in ('flip_prob', 'brightness', 'contrast', 'shadow_prob', 'shadow_strength',
-                     'blur_prob', 'rotate_prob'):
+                     'blur_prob', 'rotate_prob', 'shift_prob'):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f'AugmentConfig.{name}: expected a value in [0, 1], got {value!r}')
@@ -71,6 +81,8 @@ class AugmentConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f'AugmentConfig.{name}: expected a value > 0, got {value!r}')
+        if not 0.0 <= self.shift_max_m <= 0.5:
+            raise ValueError(f'AugmentConfig.shift_max_m: expected a value in [0, 0.5], got {self.shift_max_m!r}')
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> 'AugmentConfig':
@@ -192,6 +204,93 @@ def rotate_pair(left: np.ndarray, right: np.ndarray, curvature: float, yaw_rad: 
     return warp[0], warp[1], label
 
 
+def shift_view_label(curvature: float, shift_m: float, return_distance_m: float,
+                     max_curvature_per_m: float) -> float:
+    """Label after the vehicle is displaced `shift_m` sideways (+ left) from the expert's pose.
+
+    Pure pursuit to the point the expert's arc reaches after L = return_distance_m: the point
+    (x, y) on the arc is seen at (x, y - shift) from the displaced pose, and curvature =
+    2 y' / (x^2 + y'^2). Without a shift this is the expert's own curvature. Its change with the
+    shift is -2 (x^2 - y^2) / (x^2 + y^2)^2: it steers back only while the point's bearing is
+    under 45 deg (an arc turned by under 90 deg), so on sharp arcs L stops at an eighth of a
+    turn (0.52 m at 1.5 1/m). Left of the path -> steer right. Clipped to the fan.
+    """
+    c = float(curvature)
+    if abs(c) < 1e-9:
+        x, y = return_distance_m, 0.0
+    else:
+        length = min(return_distance_m, math.pi / (4 * abs(c)))
+        x, y = math.sin(c * length) / c, (1 - math.cos(c * length)) / c
+    y -= shift_m
+    corrected = 2.0 * y / (x * x + y * y)
+    return float(np.clip(corrected, -max_curvature_per_m, max_curvature_per_m))
+
+
+def pair_disparities(left: np.ndarray, right: np.ndarray, geometry: ViewGeometry
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Dense float32 disparity [px] of the left and of the right view (SGBM, holes inpainted).
+
+    The right view's disparity is the left-view matcher run on the mirrored pair (mirrored
+    right image as the reference). The search reaches the nearest ground the camera sees
+    (bottom row); holes (no texture, occlusions) are filled from their surroundings.
+    """
+    from dave_core.stereo_geometry import StereoLabelConfig, compute_disparity
+
+    nearest = float(geometry.ground_disparity(left.shape[0] - 1))
+    num = 16 * max(1, int(math.ceil(1.25 * max(nearest, 1.0) / 16)))
+    config = replace(StereoLabelConfig(), num_disparities=num, block_size=5)
+    d_left = compute_disparity(left, right, config)
+    d_right = compute_disparity(right[:, ::-1], left[:, ::-1], config)[:, ::-1]
+    return _fill_disparity(d_left, geometry), _fill_disparity(np.ascontiguousarray(d_right), geometry)
+
+
+def _fill_disparity(disparity: np.ndarray, geometry: ViewGeometry) -> np.ndarray:
+    holes = ~np.isfinite(disparity)
+    if holes.all():  # nothing matched (a blank view): assume flat ground, sky at infinity
+        rows = np.arange(disparity.shape[0], dtype=np.float64)[:, None]
+        return np.broadcast_to(np.maximum(geometry.ground_disparity(rows), 0.0),
+                               disparity.shape).astype(np.float32)
+    filled = np.where(holes, 0.0, disparity).astype(np.float32)
+    if holes.any():
+        filled = cv2.inpaint(filled, holes.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+    return filled
+
+
+def shift_image(image: np.ndarray, disparity: np.ndarray, columns_per_disparity: float) -> np.ndarray:
+    """Forward-warp `image` along its rows by columns_per_disparity x its disparity, nearer
+    pixels (larger disparity) winning where two land on one pixel; uncovered pixels inpainted."""
+    height, width = disparity.shape
+    target = np.rint(np.arange(width)[None, :] + columns_per_disparity * disparity).astype(np.int64)
+    inside = (target >= 0) & (target < width)
+    flat_target = (np.arange(height)[:, None] * width + target)[inside]
+    source = np.flatnonzero(inside)
+    order = np.argsort(-disparity[inside], kind='stable')  # nearest first
+    cells, first = np.unique(flat_target[order], return_index=True)
+    pixels = image.reshape(height * width, -1)
+    out = np.zeros_like(pixels)
+    out[cells] = pixels[source[order[first]]]
+    holes = np.ones(height * width, np.uint8)
+    holes[cells] = 0
+    out = out.reshape(image.shape)
+    if holes.any():
+        out = cv2.inpaint(out, holes.reshape(height, width), 2, cv2.INPAINT_TELEA)
+    return out.reshape(image.shape)
+
+
+def shift_pair(left: np.ndarray, right: np.ndarray, curvature: float, shift_m: float,
+               geometry: ViewGeometry, config: AugmentConfig = AugmentConfig()
+               ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Both views as seen after displacing the vehicle `shift_m` sideways (+ left), and the label.
+
+    Moving left by s moves the cameras by -s along the optical x axis (the baseline), so a point
+    of disparity d = fx B / Z moves from column u to u + (s / B) d, exactly, in both views.
+    """
+    d_left, d_right = pair_disparities(left, right, geometry)
+    scale = shift_m / geometry.baseline_m
+    label = shift_view_label(curvature, shift_m, config.return_distance_m, config.max_curvature_per_m)
+    return shift_image(left, d_left, scale), shift_image(right, d_right, scale), label
+
+
 def shadow_masks(shape: tuple[int, int], corners: np.ndarray, geometry: ViewGeometry | None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Float32 masks (1 inside the shadow) of a ground polygon in the left and the right view.
@@ -262,27 +361,35 @@ class Augmented:
     curvature: float
     flipped: bool = False
     yaw_rad: float = 0.0  # view rotation applied (0: none)
+    shift_m: float = 0.0  # view shift applied (0: none)
 
 
 def augment_pair(left: np.ndarray, right: np.ndarray, curvature: float, rng: np.random.Generator,
                  config: AugmentConfig = AugmentConfig(), geometry: ViewGeometry | None = None
                  ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Random flip, view rotation, shadow, blur, brightness/contrast: (left, right, curvature)."""
+    """Random flip, view shift and rotation, shadow, blur, brightness/contrast: (left, right, curvature)."""
     out = augment(left, right, curvature, rng, config, geometry)
     return out.left, out.right, out.curvature
 
 
 def augment(left: np.ndarray, right: np.ndarray, curvature: float, rng: np.random.Generator,
             config: AugmentConfig = AugmentConfig(), geometry: ViewGeometry | None = None) -> Augmented:
-    """Random flip, view rotation, shadow, blur, brightness/contrast, in that order.
+    """Random flip, view shift, view rotation, shadow, blur, brightness/contrast, in that order.
 
-    Geometric steps first (they define the scene and the label), appearance after. The view
-    rotation needs `geometry` and is skipped without it; so is the shadow's disparity.
+    Geometric steps first (they define the scene and the label), appearance after; the shift
+    before the rotation, which would un-rectify the pair it matches. Shift and rotation need
+    `geometry` and are skipped without it; so is the shadow's disparity.
     """
-    flipped, yaw = False, 0.0
+    flipped, yaw, shift = False, 0.0, 0.0
     if rng.random() < config.flip_prob:
         left, right, curvature = flip_pair(left, right, curvature)
         flipped = True
+    # No draw at all when shifts are off: the random stream (and so every earlier recipe's
+    # training) stays what it was before shifts existed.
+    if geometry is not None and config.shift_max_m > 0 and config.shift_prob > 0 \
+            and rng.random() < config.shift_prob:
+        shift = rng.uniform(-config.shift_max_m, config.shift_max_m)
+        left, right, curvature = shift_pair(left, right, curvature, shift, geometry, config)
     if geometry is not None and config.rotate_max_deg > 0 and rng.random() < config.rotate_prob:
         yaw = math.radians(rng.uniform(-config.rotate_max_deg, config.rotate_max_deg))
         left, right, curvature = rotate_pair(left, right, curvature, yaw, geometry, config)
@@ -299,4 +406,4 @@ def augment(left: np.ndarray, right: np.ndarray, curvature: float, rng: np.rando
         contrast = rng.uniform(1.0 - config.contrast, 1.0 + config.contrast)
         left = adjust_photometric(left, brightness, contrast)
         right = adjust_photometric(right, brightness, contrast)
-    return Augmented(left, right, float(curvature), flipped, yaw)
+    return Augmented(left, right, float(curvature), flipped, yaw, shift)

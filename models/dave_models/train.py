@@ -151,7 +151,7 @@ def make_batch(data: CachedSet, indices: np.ndarray, spec: PreprocessSpec,
 
     Targets: curvature (the `label`), expert (the expert's own label, unaugmented), speed,
     and with `aux_scale` (one scale per aux column) aux (B, 2K) with aux_mask (B,): the arc
-    free lengths/clearances, mirrored with a flip and masked out for a rotated view (its arcs
+    free lengths/clearances, mirrored with a flip and masked out for a rotated or shifted view (its arcs
     would need the scene's depth to recompute).
     """
     labels = label_array(data, label)
@@ -170,7 +170,7 @@ def make_batch(data: CachedSet, indices: np.ndarray, spec: PreprocessSpec,
                 if out.flipped:  # the fan runs right to left: mirror each half
                     k = aux.shape[1] // 2
                     aux[row] = np.concatenate([aux[row, :k][::-1], aux[row, k:][::-1]])
-                if out.yaw_rad != 0.0:
+                if out.yaw_rad != 0.0 or out.shift_m != 0.0:
                     aux_mask[row] = 0.0
         inputs[row] = to_network_input(left, right, spec)
         curvature[row] = value
@@ -325,13 +325,14 @@ def augment_setup(config: SteeringTrainConfig, source: dict[str, Any], spec: Pre
         return None, None
     augment = AugmentConfig(rotate_prob=config.aug_rotate_prob, rotate_max_deg=config.aug_rotate_max_deg,
                             return_distance_m=config.aug_return_distance,
+                            shift_prob=config.aug_shift_prob, shift_max_m=config.aug_shift_max,
                             shadow_prob=config.aug_shadow_prob, blur_prob=config.aug_blur_prob)
     camera = source.get('camera')
     needed = {'width', 'height', 'hfov_deg', 'baseline_m', 'mount_height_m', 'pitch_deg'}
     if not isinstance(camera, dict) or not needed <= camera.keys():
-        if augment.rotate_prob > 0:
+        if augment.rotate_prob > 0 or augment.shift_prob > 0:
             logger.warning('augmentation: the data records no full camera geometry, so view '
-                           'rotations are skipped and shadows get no disparity')
+                           'rotations and shifts are skipped and shadows get no disparity')
         return augment, None
     geometry = ViewGeometry.for_crop(camera, spec.crop_top, spec.crop_bottom, spec.width, spec.height)
     return augment, geometry

@@ -39,7 +39,7 @@ class SteeringTrainConfig:
     deadband: float = opt(0.05, 'direction accuracy: |curvature| <= this counts as straight (1/m; '
                                  'radius >= 20 m, < 3 deg/s of yaw at 1 m/s)')
     augment: bool = opt(True, 'training augmentation (dave_models.augment): flip with left/right '
-                               'swap, view rotation with label correction, ground shadows, blur, '
+                               'swap, view rotation and shift with label correction, ground shadows, blur, '
                                'brightness/contrast; the --aug-* flags set each one', negatable=True)
     # Mirrors dave_models.augment.AugmentConfig (whose comments give the reasons); a test checks
     # the defaults agree. Rotation and shadow disparity need the data's camera in its manifest.
@@ -49,6 +49,11 @@ class SteeringTrainConfig:
                                           'a few degrees already')
     aug_return_distance: float = opt(3.5, 'distance (m) over which a rotated view\'s label rejoins '
                                            'the path: correction -2 sin(yaw)/L; the expert\'s horizon')
+    aug_shift_prob: float = opt(0.0, 'share of pairs re-rendered as if the vehicle stood beside its '
+                                      'pose (per-pixel shift from the pair\'s own stereo disparity), '
+                                      'label corrected to rejoin the path; off by default: ~30 ms of '
+                                      'stereo matching per pair, and sim data has DART recoveries')
+    aug_shift_max: float = opt(0.1, 'largest sideways displacement of a view shift (m)')
     aug_shadow_prob: float = opt(0.3, 'share of pairs with a dark band across the ground (same '
                                        'shadow in both views, shifted by the ground disparity)')
     aug_blur_prob: float = opt(0.2, 'share of pairs blurred (Gaussian or horizontal motion, same '
@@ -88,6 +93,8 @@ def config_from_args(args: argparse.Namespace) -> SteeringTrainConfig:
               ('aug_rotate_prob', 0 <= config.aug_rotate_prob <= 1),
               ('aug_rotate_max_deg', 0 <= config.aug_rotate_max_deg <= 30),
               ('aug_return_distance', config.aug_return_distance > 0),
+              ('aug_shift_prob', 0 <= config.aug_shift_prob <= 1),
+              ('aug_shift_max', 0 <= config.aug_shift_max <= 0.5),
               ('aug_shadow_prob', 0 <= config.aug_shadow_prob <= 1),
               ('aug_blur_prob', 0 <= config.aug_blur_prob <= 1), ('aux_weight', config.aux_weight >= 0),
               ('mse_weight', config.mse_weight >= 0),
