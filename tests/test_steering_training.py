@@ -504,6 +504,8 @@ def test_perception_steering_keeps_the_network_frozen_and_exports_one_graph(data
     assert spec.mean == (0.3, 0.5, 0.5) and spec.std == (0.2, 0.05, 0.05)
     onnx_path = tmp_path / 'steering.onnx'
     assert export_checkpoint(out / 'last.pt', onnx_path).max_abs_diff <= PARITY_ATOL
+    # The sidecar names both data sets: the steering data and the perception's.
+    assert load_contract(onnx_path).training_data_id == f'{checkpoint["data_id"]}+trav-test'
     pair = synthetic_world(9, 1)
     output = SteeringPredictor.load(onnx_path).predict(pair.left[0], pair.right[0])
     assert np.isfinite(output.curvature_per_m)

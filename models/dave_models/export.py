@@ -117,12 +117,16 @@ def build_contract(checkpoint: dict, config: SteeringNetConfig, name: str,
     metrics['deadband_per_m'] = float(checkpoint['deadband'])
     metrics['val_worlds'] = ','.join(str(s) for s in checkpoint['val_seeds'])
     metrics['train_worlds'] = len(checkpoint['train_seeds'])
+    data_id = str(checkpoint['data_id'])
+    perception = checkpoint.get('perception') or {}
+    if perception.get('data_id'):  # the embedded traversability net learned from other data
+        data_id = f'{data_id}+{perception["data_id"]}'
     return ModelContract(
         name=name, task=STEERING_TASK,
         inputs=(TensorSpec(STEREO_INPUT, (1,) + spec.output_shape, 'float32'),),
         outputs=tuple(OutputSpec(n, (1, 1), 'float32', *OUTPUT_MEANING[n]) for n in config.output_names()),
         channel_order=spec.channel_names(), preprocessing=spec.to_dict(), opset=OPSET,
-        onnx_sha256=onnx_sha256, training_data_id=str(checkpoint['data_id']), metrics=metrics,
+        onnx_sha256=onnx_sha256, training_data_id=data_id, metrics=metrics,
         camera=dict(checkpoint.get('camera') or {}),  # absent in checkpoints older than the field
         created_by=f'dave_models {package_version()} export.py (torch {torch.__version__}, '
                    f'onnx {onnx.__version__})')
