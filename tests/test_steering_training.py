@@ -511,6 +511,38 @@ def test_perception_steering_keeps_the_network_frozen_and_exports_one_graph(data
     assert np.isfinite(output.curvature_per_m)
 
 
+def test_fine_tuning_from_init_trains_the_perception_weights_but_not_its_statistics(dataset, tmp_path, caplog):
+    trav = _perception_checkpoint(tmp_path / 'trav.pt')
+    common = ['--data', str(dataset), '--dry-run', '--batch-size', '4', '--threads', '1', '--val-seeds', '3']
+    assert _run(train_command, ['steering', *common, '--out', str(tmp_path / 'first'), '--perception', str(trav)]) == 0
+    first = torch.load(tmp_path / 'first' / 'last.pt', weights_only=True)
+    assert _run(train_command, ['steering', *common, '--out', str(tmp_path / 'tuned'), '--init',
+                                str(tmp_path / 'first' / 'last.pt'), '--perception-lr', '0.01']) == 0
+    tuned = torch.load(tmp_path / 'tuned' / 'last.pt', weights_only=True)
+    before, after = first['state_dict'], tuned['state_dict']
+    perception = [k for k in before if k.startswith('perception.')]
+    weights = [k for k in perception if k.endswith('weight')]
+    statistics = [k for k in perception if k.endswith(('running_mean', 'running_var'))]
+    assert weights and statistics
+    assert any(not torch.equal(before[k], after[k]) for k in weights)  # fine-tuned
+    assert all(torch.equal(before[k], after[k]) for k in statistics)  # BatchNorm stays frozen
+    assert tuned['perception'] == first['perception'] and tuned['init'].endswith('last.pt')
+    assert tuned['preprocess'] == first['preprocess']
+    assert export_checkpoint(tmp_path / 'tuned' / 'last.pt', tmp_path / 'tuned.onnx').max_abs_diff <= PARITY_ATOL
+    # Bad combinations and files: one error each, naming the culprit.
+    plain = tmp_path / 'plain'
+    assert _run(train_command, ['steering', *common, '--out', str(plain), '--perception-lr', '0.01']) == 2
+    assert '--perception-lr' in caplog.text and not (plain / 'last.pt').exists()
+    assert _run(train_command, ['steering', *common, '--out', str(plain), '--perception', str(trav),
+                                '--init', str(tmp_path / 'first' / 'last.pt')]) == 2
+    assert '--init and --perception' in caplog.text
+    missing = tmp_path / 'nope.pt'
+    assert _run(train_command, ['steering', *common, '--out', str(plain), '--init', str(missing)]) == 2
+    assert f'--init: {missing} not found' in caplog.text
+    assert _run(train_command, ['steering', *common, '--out', str(plain), '--init', str(trav)]) == 2
+    assert f'--init: {trav} is not a' in caplog.text
+
+
 def test_perception_input_is_exactly_what_the_traversability_network_sees():
     from dave_core.model_contract import load_contract
     from dave_core.segmentation import SegmentationSpec, preprocess_left

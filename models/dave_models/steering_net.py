@@ -136,7 +136,9 @@ class SteeringNet(nn.Module):
         if self.perception is None:
             return x
         batch = x.shape[0]
-        with torch.no_grad():
+        # Frozen unless training made its weights trainable (fine-tuning, --perception-lr).
+        trainable = any(p.requires_grad for p in self.perception.parameters())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
             logits = self.perception(torch.cat([x[:, :3], x[:, 3:]], dim=0))  # both views, one pass
             maps = torch.softmax(logits, dim=1)[:, :PERCEPTION_CLASSES]
             maps = maps[:, :, int(round(self.config.perception_crop_top * x.shape[2])):]

@@ -347,19 +347,30 @@ def load_perception(path: str) -> tuple[PreprocessSpec, dict[str, Any]]:
     The traversability network sees the full image resized to its size, normalized its way; the
     steering input is that for both views (PreprocessSpec with no crop equals its spec).
     """
-    try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except FileNotFoundError:
-        raise TrainingError(f'--perception: {path} not found') from None
-    except Exception as exc:  # torch raises many types for a truncated or foreign file
-        raise TrainingError(f'--perception: {path} is not a readable checkpoint ({type(exc).__name__})') from None
-    if not isinstance(checkpoint, dict) or checkpoint.get('format') != PERCEPTION_FORMAT:
-        raise TrainingError(f'--perception: {path} is not a {PERCEPTION_FORMAT}')
+    checkpoint = _read_checkpoint('--perception', path, PERCEPTION_FORMAT)
     seg = checkpoint['preprocess']
     spec = PreprocessSpec(crop_top=0.0, crop_bottom=0.0, height=int(seg['height']), width=int(seg['width']),
                           color_space=seg['color_space'], interpolation=seg['interpolation'],
                           mean=tuple(seg['mean']), std=tuple(seg['std']))
     return spec, checkpoint
+
+
+def load_init(path: str) -> dict[str, Any]:
+    """The steering checkpoint --init starts from."""
+    return _read_checkpoint('--init', path, CHECKPOINT_FORMAT)
+
+
+def _read_checkpoint(flag: str, path: str, expected_format: str) -> dict[str, Any]:
+    """A checkpoint of `expected_format` given to `flag`, or one TrainingError naming the file."""
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError:
+        raise TrainingError(f'{flag}: {path} not found') from None
+    except Exception as exc:  # torch raises many types for a truncated or foreign file
+        raise TrainingError(f'{flag}: {path} is not a readable checkpoint ({type(exc).__name__})') from None
+    if not isinstance(checkpoint, dict) or checkpoint.get('format') != expected_format:
+        raise TrainingError(f'{flag}: {path} is not a {expected_format}')
+    return checkpoint
 
 
 class _TrainingOutputs(torch.nn.Module):
@@ -398,9 +409,14 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
     if (config.head == 'arcs' or config.aux_weight > 0) and len(arcs) < 3:
         raise TrainingError(f'--head arcs / --aux-weight: {config.data} records no arc fan '
                             f'(source.arc_curvatures; written by sim_dataset --expert reactive)')
-    perception = None
+    perception = init = None
+    perception_record: dict[str, str] = {}  # what the checkpoint says of the embedded perception
+    if config.perception and config.init:
+        raise TrainingError('--init and --perception: a perception checkpoint given to --init brings '
+                            'its own traversability network; pass one of them')
     if config.perception:
         spec, perception = load_perception(config.perception)
+        perception_record = {'data_id': perception['data_id'], 'path': str(Path(config.perception).resolve())}
     net_config = SteeringNetConfig(height=spec.height, width=spec.width,
                                    predict_speed=config.predict_speed, head=config.head,
                                    arc_curvatures=tuple(arcs) if config.head == 'arcs' else (),
@@ -408,6 +424,17 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
                                    **({} if perception is None else
                                       {'convs': PERCEPTION_CONVS, 'fc': PERCEPTION_FC,
                                        'perception': perception['model_config']}))
+    if config.init:
+        init = load_init(config.init)
+        net_config = SteeringNetConfig.from_dict(init['model_config'])
+        if net_config.head != config.head:
+            raise TrainingError(f'--init: {config.init} has a {net_config.head} head, not the '
+                                f'--head {config.head} asked for')
+        spec = PreprocessSpec.from_dict(init['preprocess'])
+        perception_record = dict(init.get('perception') or {})
+    if config.perception_lr > 0 and not net_config.perception:
+        raise TrainingError('--perception-lr: the model has no traversability network to train '
+                            '(give --perception, or --init with a perception model)')
     resume = load_resume(config.resume, out, CHECKPOINT_FORMAT)
     if resume is None and (out / 'last.pt').exists():
         raise TrainingError(f'--out: {out} already holds last.pt; pass --resume to continue it '
@@ -425,7 +452,7 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
     started = time.perf_counter()
     train_set = load_cached(manifest, spec, train_seeds)
     val_set = load_cached(manifest, spec, val_seeds)
-    if resume is None and perception is None:  # the perception network has its own normalization
+    if resume is None and init is None and perception is None:  # those bring their normalization
         mean, std = channel_statistics(train_set, spec, seed=config.seed)
         spec = replace(spec, mean=mean, std=std)
     if net_config.predict_speed and (train_set.speed is None or val_set.speed is None):
@@ -449,8 +476,14 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
     model = SteeringNet(net_config)
     if perception is not None and resume is None:
         model.perception.load_state_dict(perception['state_dict'])
+    if init is not None and resume is None:
+        model.load_state_dict(init['state_dict'])
+    groups = [{'params': [p for p in model.parameters() if p.requires_grad], 'lr': config.lr}]
+    if config.perception_lr > 0:  # fine-tune it too, usually slower than the steering layers
+        model.perception.requires_grad_(True)
+        groups.append({'params': list(model.perception.parameters()), 'lr': config.perception_lr})
     model = model.to(device)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     epochs = 1 if config.dry_run else config.epochs
     steps_per_epoch = len(ddp.shard(train_batches(len(train_set), config.batch_size, np.random.default_rng(0))))
     if config.dry_run:
@@ -522,8 +555,8 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
             'data_dir': str(Path(config.data).resolve()), 'train_seeds': train_seeds,
             'val_seeds': val_seeds, 'deadband': config.deadband, 'train_config': asdict(config),
             'camera': training_camera(manifest.source),
-            'perception': {} if perception is None else {'data_id': perception['data_id'],
-                                                         'path': str(Path(config.perception).resolve())},
+            'perception': perception_record,
+            'init': str(Path(config.init).resolve()) if config.init else '',
             'created_by': f'dave_models {package_version()} train.py (torch {torch.__version__})',
         }
         atomic_write(out / 'last.pt', lambda tmp: torch.save(checkpoint, tmp))

@@ -36,6 +36,12 @@ class SteeringTrainConfig:
                               'from its maps of both views instead of from pixels; it stays frozen '
                               'and becomes part of the exported steering model. Sets the input to '
                               'its size and normalization (the crop and input flags do not apply)')
+    init: str = opt('', 'steering checkpoint to start from: its network, weights and preprocessing, '
+                        'with a fresh optimizer and schedule (fine-tuning; not --resume). Not with '
+                        '--perception: a perception model brings its own')
+    perception_lr: float = opt(0.0, 'learning rate of the traversability network inside a perception '
+                                     'model (--perception or --init of one); 0 keeps it frozen. Its '
+                                     'BatchNorm statistics stay frozen either way')
     deadband: float = opt(0.05, 'direction accuracy: |curvature| <= this counts as straight (1/m; '
                                  'radius >= 20 m, < 3 deg/s of yaw at 1 m/s)')
     augment: bool = opt(True, 'training augmentation (dave_models.augment): flip with left/right '
@@ -97,7 +103,7 @@ def config_from_args(args: argparse.Namespace) -> SteeringTrainConfig:
               ('aug_shift_max', 0 <= config.aug_shift_max <= 0.5),
               ('aug_shadow_prob', 0 <= config.aug_shadow_prob <= 1),
               ('aug_blur_prob', 0 <= config.aug_blur_prob <= 1), ('aux_weight', config.aux_weight >= 0),
-              ('mse_weight', config.mse_weight >= 0),
+              ('mse_weight', config.mse_weight >= 0), ('perception_lr', config.perception_lr >= 0),
               ('crop_top', 0 <= config.crop_top < 1), ('crop_bottom', 0 <= config.crop_bottom < 1),
               ('crop_bottom', config.crop_top + config.crop_bottom < 0.9),
               ('input_height', config.input_height >= 16), ('input_width', config.input_width >= 16))
