@@ -27,8 +27,11 @@ TRAV_TRAIN=(--labels gt --val-seeds 30-35 --epochs 10 --max-minutes 18)
 STEERING_SEEDS=(0-47 48-95)
 DAGGER_SEEDS=(112-135 136-159)  # worlds the first model drives (half the frames) for DAgger data
 STEERING_FRAMES=200
-STEERING_TRAIN=(--val-seeds 40-47 --epochs 6 --head arcs --perception "$OUT/train/traversability/last.pt"
-                --aug-rotate-prob 0 --aug-shadow-prob 0 --aug-blur-prob 0)
+STEERING=(--val-seeds 40-47 --head arcs --aug-rotate-prob 0 --aug-shadow-prob 0 --aug-blur-prob 0)
+STEERING_TRAIN=("${STEERING[@]}" --epochs 6 --perception "$OUT/train/traversability/last.pt")
+# Fine-tuning from the DAgger model: the traversability part inside it learns from the steering
+# loss too, ten times slower than the steering layers.
+FINETUNE=("${STEERING[@]}" --epochs 3 --lr 3e-4 --perception-lr 1e-4)
 TRAV_EVAL_SEEDS=30-35
 EVAL=(--seeds 40-47 --duration 45)
 if [[ "${REPRODUCE_SMOKE:-0}" == 1 ]]; then
@@ -37,7 +40,9 @@ if [[ "${REPRODUCE_SMOKE:-0}" == 1 ]]; then
     STEERING_SEEDS=(0-1 2)
     DAGGER_SEEDS=(3 4)
     STEERING_FRAMES=6
-    STEERING_TRAIN=(--val-seeds 2 --dry-run --batch-size 4 --head arcs --perception "$OUT/train/traversability/last.pt")
+    STEERING=(--val-seeds 2 --dry-run --batch-size 4 --head arcs)
+    STEERING_TRAIN=("${STEERING[@]}" --perception "$OUT/train/traversability/last.pt")
+    FINETUNE=("${STEERING[@]}" --perception-lr 1e-4)
     TRAV_EVAL_SEEDS=2
     EVAL=(--seeds 2 --duration 1)
 fi
@@ -85,7 +90,7 @@ stage 'traversability training' $DAVE train traversability --data "$OUT/collect/
 stage 'traversability export' $DAVE export "$OUT/train/traversability/last.pt" \
     --out "$OUT/models/traversability.onnx"
 
-mkdir -p "$OUT/data" "$OUT/models/first"
+mkdir -p "$OUT/data" "$OUT/models/first" "$OUT/models/dagger"
 stage 'steering data' generate steering "${STEERING_SEEDS[@]}" --
 stage 'steering training' $DAVE train steering --data "$OUT/data/steering" --out "$OUT/train/steering_first" \
     --threads "$THREADS" "${STEERING_TRAIN[@]}"
@@ -95,7 +100,10 @@ stage 'dagger data' generate dagger "${DAGGER_SEEDS[@]}" -- --driver "$OUT/model
 stage 'dagger merge' $PY -m dave_models.datasets merge "$OUT/data/steering" "$OUT/data/dagger" --out "$OUT/data/steering_dagger"
 stage 'steering training (dagger)' $DAVE train steering --data "$OUT/data/steering_dagger" --out "$OUT/train/steering" \
     --threads "$THREADS" "${STEERING_TRAIN[@]}"
-stage 'steering export (dagger)' $DAVE export "$OUT/train/steering/last.pt" --out "$OUT/models/steering.onnx"
+stage 'steering export (dagger)' $DAVE export "$OUT/train/steering/last.pt" --out "$OUT/models/dagger/steering.onnx"
+stage 'steering fine-tuning' $DAVE train steering --data "$OUT/data/steering_dagger" --out "$OUT/train/steering_tuned" \
+    --threads "$THREADS" --init "$OUT/train/steering/last.pt" "${FINETUNE[@]}"
+stage 'steering export (tuned)' $DAVE export "$OUT/train/steering_tuned/last.pt" --out "$OUT/models/steering.onnx"
 
 stage 'evaluation' bash -c "
     $PY -m dave_models.traversability_eval --model '$OUT/models/traversability.onnx' \

@@ -24,12 +24,20 @@ def test_smoke_run_goes_from_simulation_to_evaluated_models(tmp_path):
     stages = [line.rsplit(None, 2)[0] for line in (out / 'timings.txt').read_text().splitlines()]
     assert stages == ['traversability data', 'traversability training', 'traversability export',
                       'steering data', 'steering training', 'steering export', 'dagger data', 'dagger merge',
-                      'steering training (dagger)', 'steering export (dagger)', 'evaluation', 'total']
+                      'steering training (dagger)', 'steering export (dagger)', 'steering fine-tuning',
+                      'steering export (tuned)', 'evaluation', 'total']
+    tuned = json.loads((out / 'train/steering_tuned/metrics.json').read_text())
+    assert tuned['data_id'] == dagger_id(out)  # fine-tuned on the DAgger-merged data
+    assert (out / 'models/dagger/steering.onnx').is_file() and (out / 'models/first/steering.onnx').is_file()
     dagger = json.loads((out / 'data/steering_dagger/manifest.json').read_text())
     assert dagger['num_samples'] == 5 * 6  # 3 expert worlds + 2 DAgger worlds, 6 frames each
     report = json.loads((out / 'steering_closed_loop.json').read_text())
     assert report['mode'] == 'offline' and report['worlds'] == 1
     assert (out / 'traversability_eval.json').is_file()
+
+
+def dagger_id(out: Path) -> str:
+    return json.loads((out / 'train/steering/metrics.json').read_text())['data_id']
 
 
 def test_an_existing_output_directory_is_refused(tmp_path):
