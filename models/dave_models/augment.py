@@ -35,6 +35,8 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
+from dave_core.stereo_geometry import StereoLabelConfig, compute_disparity
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -234,8 +236,6 @@ def pair_disparities(left: np.ndarray, right: np.ndarray, geometry: ViewGeometry
     right image as the reference). The search reaches the nearest ground the camera sees
     (bottom row); holes (no texture, occlusions) are filled from their surroundings.
     """
-    from dave_core.stereo_geometry import StereoLabelConfig, compute_disparity
-
     nearest = float(geometry.ground_disparity(left.shape[0] - 1))
     num = 16 * max(1, int(math.ceil(1.25 * max(nearest, 1.0) / 16)))
     config = replace(StereoLabelConfig(), num_disparities=num, block_size=5)
