@@ -428,6 +428,29 @@ def test_arc_head_with_aux_loss_trains_exports_and_reports_both_labels(tmp_path)
                                 '--val-seeds', '2', '--label', 'memoryless']) == 2
 
 
+def test_init_with_aux_weight_adds_the_auxiliary_head_to_the_checkpoint_trunk(tmp_path):
+    data = tmp_path / 'data'
+    with ShardWriter(data, {'generator': 'tests', 'arc_curvatures': FAN.tolist()}) as writer:
+        for seed in range(3):
+            writer.add(_arc_world(seed, 8))
+    common = ['--data', str(data), '--dry-run', '--batch-size', '4', '--threads', '1', '--val-seeds', '2',
+              '--head', 'arcs']
+    assert _run(train_command, ['steering', *common, '--out', str(tmp_path / 'first')]) == 0
+    assert _run(train_command, ['steering', *common, '--out', str(tmp_path / 'aux'), '--aux-weight', '1',
+                                '--lr', '1e-9', '--init', str(tmp_path / 'first' / 'last.pt')]) == 0
+    first = torch.load(tmp_path / 'first' / 'last.pt', weights_only=True)
+    tuned = torch.load(tmp_path / 'aux' / 'last.pt', weights_only=True)
+    assert first['model_config']['aux_arcs'] == 0 and tuned['model_config']['aux_arcs'] == 21
+    assert {k for k in tuned['state_dict'] if k.startswith('aux.')} == {'aux.weight', 'aux.bias'}
+    # The trunk starts from the checkpoint (a negligible lr leaves its weights where they were).
+    weights = [k for k in first['state_dict'] if k.endswith('weight') and first['state_dict'][k].dim() > 1]
+    assert weights and all(torch.allclose(first['state_dict'][k], tuned['state_dict'][k], atol=1e-6)
+                           for k in weights)
+    # Starting from the model with the head and no --aux-weight keeps it (unused) rather than failing.
+    assert _run(train_command, ['steering', *common, '--out', str(tmp_path / 'again'),
+                                '--init', str(tmp_path / 'aux' / 'last.pt')]) == 0
+
+
 def test_sim_dataset_stores_privileged_labels_and_replays_without_rendering(tmp_path):
     pytest.importorskip('mujoco')
     from dave_models.sim_dataset import SimDatasetConfig, generate

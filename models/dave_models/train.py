@@ -432,6 +432,8 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
                                 f'--head {config.head} asked for')
         spec = PreprocessSpec.from_dict(init['preprocess'])
         perception_record = dict(init.get('perception') or {})
+        if config.aux_weight > 0 and not net_config.aux_arcs:  # a new auxiliary head on the old trunk
+            net_config = replace(net_config, aux_arcs=len(arcs))
     if config.perception_lr > 0 and not net_config.perception:
         raise TrainingError('--perception-lr: the model has no traversability network to train '
                             '(give --perception, or --init with a perception model)')
@@ -477,7 +479,10 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
     if perception is not None and resume is None:
         model.perception.load_state_dict(perception['state_dict'])
     if init is not None and resume is None:
-        model.load_state_dict(init['state_dict'])
+        missing, unexpected = model.load_state_dict(init['state_dict'], strict=False)
+        if unexpected or any(not key.startswith('aux.') for key in missing):
+            raise TrainingError(f'--init: {config.init} does not fit its own model_config '
+                                f'(missing {missing[:3]}, unexpected {unexpected[:3]})')
     groups = [{'params': [p for p in model.parameters() if p.requires_grad], 'lr': config.lr}]
     if config.perception_lr > 0:  # fine-tune it too, usually slower than the steering layers
         model.perception.requires_grad_(True)

@@ -38,7 +38,8 @@ class SteeringTrainConfig:
                               'its size and normalization (the crop and input flags do not apply)')
     init: str = opt('', 'steering checkpoint to start from: its network, weights and preprocessing, '
                         'with a fresh optimizer and schedule (fine-tuning; not --resume). Not with '
-                        '--perception: a perception model brings its own')
+                        '--perception: a perception model brings its own. With --aux-weight, a '
+                        'checkpoint without an aux head gets a new one')
     perception_lr: float = opt(0.0, 'learning rate of the traversability network inside a perception '
                                      'model (--perception or --init of one); 0 keeps it frozen. Its '
                                      'BatchNorm statistics stay frozen either way')
