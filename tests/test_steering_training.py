@@ -451,6 +451,54 @@ def test_init_with_aux_weight_adds_the_auxiliary_head_to_the_checkpoint_trunk(tm
                                 '--init', str(tmp_path / 'aux' / 'last.pt')]) == 0
 
 
+def test_direction_readout_picks_the_most_probable_direction_then_its_mean_arc():
+    from dave_models.steering_net import direction_readout
+
+    arcs = torch.tensor(FAN, dtype=torch.float32)
+    i = {round(k, 2): n for n, k in enumerate(FAN)}  # arc index by curvature
+
+    def probabilities(**mass):  # e.g. s0=0.4 -> 0.4 on the straight arc; l30 -> +0.30, r15 -> -0.15
+        p = torch.zeros(21)
+        for name, value in mass.items():
+            p[i[(1 if name[0] == 'l' else -1 if name[0] == 'r' else 0) * int(name[1:]) / 100]] = value
+        return p
+
+    batch = torch.stack([
+        probabilities(s0=0.4, l15=0.3, l30=0.3),  # left wins (0.6): its mean arc
+        probabilities(s0=0.4, l30=0.35, r15=0.25),  # straight wins although the fan's mean is 0.0675
+        probabilities(s0=0.2, r150=0.5, r15=0.3),  # right wins: the mean of its arcs only
+        probabilities(l15=0.5, r15=0.5) + 0,  # a tie of the two sides: one of them, never between
+    ])
+    out = direction_readout(batch, arcs)[:, 0]
+    assert out[0].item() == pytest.approx(0.225) and out[1].item() == 0.0
+    assert out[2].item() == pytest.approx((0.5 * -1.5 + 0.3 * -0.15) / 0.8)
+    assert abs(out[3].item()) == pytest.approx(0.15)
+    assert (batch[1] * arcs).sum().item() == pytest.approx(0.0675)  # the mean readout: "left" at 0.05
+
+
+def test_arc_readout_is_a_training_flag_exported_in_the_graph(tmp_path, caplog):
+    data = tmp_path / 'data'
+    with ShardWriter(data, {'generator': 'tests', 'arc_curvatures': FAN.tolist()}) as writer:
+        for seed in range(3):
+            writer.add(_arc_world(seed, 8))
+    common = ['--data', str(data), '--dry-run', '--batch-size', '4', '--threads', '1', '--val-seeds', '2']
+    assert _run(train_command, ['steering', *common, '--out', str(tmp_path / 'mean'), '--head', 'arcs']) == 0
+    assert _run(train_command, ['steering', *common, '--out', str(tmp_path / 'dir'), '--head', 'arcs',
+                                '--arc-readout', 'direction', '--init', str(tmp_path / 'mean' / 'last.pt')]) == 0
+    checkpoint = torch.load(tmp_path / 'dir' / 'last.pt', weights_only=True)
+    assert checkpoint['model_config']['arc_readout'] == 'direction'
+    assert export_checkpoint(tmp_path / 'dir' / 'last.pt', tmp_path / 'dir.onnx').max_abs_diff <= PARITY_ATOL
+    # The graph outputs only fan arcs' direction means: never a curvature strictly inside (0, 0.15).
+    model = OnnxModel.load(tmp_path / 'dir.onnx')
+    rng = np.random.default_rng(0)
+    out = np.array([model.run({'stereo': rng.normal(0, 3, (1, 6, 66, 200)).astype(np.float32)})
+                    ['curvature_per_m'].item() for _ in range(20)])
+    assert np.all((out == 0) | (np.abs(out) >= 0.15 - 1e-6))
+    assert _run(train_command, ['steering', *common, '--out', str(tmp_path / 'reg'), '--arc-readout',
+                                'direction']) == 2
+    assert '--arc-readout direction: only the arcs head' in caplog.text and not (tmp_path / 'reg' / 'last.pt').exists()
+
+
 def test_sim_dataset_stores_privileged_labels_and_replays_without_rendering(tmp_path):
     pytest.importorskip('mujoco')
     from dave_models.sim_dataset import SimDatasetConfig, generate

@@ -5,7 +5,10 @@ Output: path curvature in 1/m (+ = left, REP-103), optionally a target speed in 
 
 Two curvature heads (`SteeringNetConfig.head`): 'regression' (one number, MSE), or 'arcs': a
 softmax over the reactive expert's fan of arcs, trained with cross-entropy, whose curvature output
-is the probability-weighted mean of the fan (so the exported model still outputs one curvature).
+is read from the softmax (so the exported model still outputs one curvature) by `arc_readout`:
+'mean', the probability-weighted mean of the fan (smooth, least squared error), or 'direction',
+the most probable direction (right arcs, the straight arc, left arcs) and then the weighted mean
+of that direction's arcs (the expert's own discrete choice; what direction accuracy scores).
 Training may add an auxiliary head (`aux_arcs`) that predicts the free length and clearance of
 each arc of the fan from the first fully connected layer: dense, privileged supervision of what
 the expert's choice depends on. It is not part of `forward`, so it is never exported.
@@ -48,6 +51,7 @@ class SteeringNetConfig:
     curvature_scale: float = 0.5
     head: str = 'regression'  # or 'arcs' (a key of HEADS)
     arc_curvatures: tuple[float, ...] = ()  # the fan of the 'arcs' head [1/m], right to left
+    arc_readout: str = 'mean'  # how the 'arcs' head gives one curvature (a key of ARC_READOUTS)
     aux_arcs: int = 0  # arcs of the auxiliary free-length/clearance head (0: none)
     # A frozen traversability network (its TraversabilityNetConfig as a dict; empty: none). It
     # labels both views; the convolutions then see the traversable/obstacle probabilities of
@@ -60,6 +64,9 @@ class SteeringNetConfig:
             raise ValueError(f'SteeringNetConfig.head: unknown {self.head!r} (known: {", ".join(HEADS)})')
         if self.head == 'arcs' and len(self.arc_curvatures) < 3:
             raise ValueError('SteeringNetConfig: the arcs head needs arc_curvatures (at least 3)')
+        if self.arc_readout not in ARC_READOUTS:
+            raise ValueError(f'SteeringNetConfig.arc_readout: unknown {self.arc_readout!r} '
+                             f'(known: {", ".join(ARC_READOUTS)})')
 
     def output_names(self) -> tuple[str, ...]:
         return (CURVATURE_OUTPUT, SPEED_OUTPUT) if self.predict_speed else (CURVATURE_OUTPUT,)
@@ -76,6 +83,20 @@ class SteeringNetConfig:
 
 
 HEADS = ('regression', 'arcs')
+ARC_READOUTS = ('mean', 'direction')
+
+
+def direction_readout(probabilities: torch.Tensor, arcs: torch.Tensor) -> torch.Tensor:
+    """(B, 1) curvature: the most probable direction's probability-weighted mean arc (0 if straight).
+
+    The directions are the arcs turning right (< 0), the straight arc (0) and those turning left;
+    a fan without a straight arc just never picks it.
+    """
+    sides = torch.stack([arcs < 0, arcs == 0, arcs > 0]).to(probabilities.dtype)  # (3, K)
+    mass = probabilities @ sides.T  # (B, 3)
+    chosen = sides[mass.argmax(dim=1)]  # (B, K): the winning direction's arcs
+    weights = probabilities * chosen
+    return (weights * arcs).sum(dim=1, keepdim=True) / weights.sum(dim=1, keepdim=True).clamp(min=1e-12)
 
 
 class SteeringNet(nn.Module):
@@ -160,7 +181,11 @@ class SteeringNet(nn.Module):
         if self.config.head == 'arcs':
             k = len(self.config.arc_curvatures)
             out['arc_logits'] = y[:, :k]
-            out['curvature'] = (torch.softmax(y[:, :k], dim=1) * self.arcs).sum(dim=1, keepdim=True)
+            probabilities = torch.softmax(y[:, :k], dim=1)
+            if self.config.arc_readout == 'direction':
+                out['curvature'] = direction_readout(probabilities, self.arcs)
+            else:
+                out['curvature'] = (probabilities * self.arcs).sum(dim=1, keepdim=True)
         else:
             k = 1
             out['curvature'] = y[:, 0:1] * self.config.curvature_scale

@@ -222,7 +222,7 @@ def steering_loss(outputs: dict[str, torch.Tensor], targets: dict[str, np.ndarra
         soft = arc_targets(targets['curvature'], np.asarray(net_config.arc_curvatures))
         log_p = F.log_softmax(outputs['arc_logits'], dim=1)
         loss = -(torch.from_numpy(soft).to(device) * log_p).sum(dim=1).mean()
-        if config.mse_weight > 0:  # the mean of the fan, which is what the vehicle drives
+        if config.mse_weight > 0:  # the readout's curvature, which is what the vehicle drives
             loss = loss + config.mse_weight * F.mse_loss(outputs['curvature'][:, 0], tensor('curvature'))
     else:
         loss = F.mse_loss(outputs['curvature'][:, 0], tensor('curvature'))
@@ -420,6 +420,7 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
     net_config = SteeringNetConfig(height=spec.height, width=spec.width,
                                    predict_speed=config.predict_speed, head=config.head,
                                    arc_curvatures=tuple(arcs) if config.head == 'arcs' else (),
+                                   arc_readout=config.arc_readout,
                                    aux_arcs=len(arcs) if config.aux_weight > 0 else 0,
                                    **({} if perception is None else
                                       {'convs': PERCEPTION_CONVS, 'fc': PERCEPTION_FC,
@@ -434,6 +435,10 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
         perception_record = dict(init.get('perception') or {})
         if config.aux_weight > 0 and not net_config.aux_arcs:  # a new auxiliary head on the old trunk
             net_config = replace(net_config, aux_arcs=len(arcs))
+        net_config = replace(net_config, arc_readout=config.arc_readout)  # no weights: free to change
+    if config.arc_readout != 'mean' and net_config.head != 'arcs':
+        raise TrainingError(f'--arc-readout {config.arc_readout}: only the arcs head has a readout '
+                            f'(this model has a {net_config.head} head)')
     if config.perception_lr > 0 and not net_config.perception:
         raise TrainingError('--perception-lr: the model has no traversability network to train '
                             '(give --perception, or --init with a perception model)')

@@ -71,10 +71,14 @@ class SteeringTrainConfig:
                                'always also reported against the expert label',
                       choices=('expert', 'memoryless'))
     head: str = opt('regression', 'regression (MSE on curvature) or arcs (cross-entropy over the '
-                                   'expert\'s arc fan, curvature = softmax mean)',
+                                   'expert\'s arc fan, curvature read from its softmax by --arc-readout)',
                      choices=('regression', 'arcs'))
-    mse_weight: float = opt(0.0, 'arcs head only: add this weight times the MSE of its mean '
-                                  'curvature; cross-entropy alone under-steers on the rare sharp '
+    arc_readout: str = opt('mean', 'arcs head only: how its softmax gives the curvature: mean (of '
+                                    'the fan, weighted) or direction (the most probable of right/'
+                                    'straight/left, then the weighted mean of its arcs). Applies to '
+                                    '--init models too', choices=('mean', 'direction'))
+    mse_weight: float = opt(0.0, 'arcs head only: add this weight times the MSE of its '
+                                  'curvature output; cross-entropy alone under-steers on the rare sharp '
                                   'turns (see the steering card)')
     aux_weight: float = opt(0.0, 'weight of the auxiliary loss predicting each arc\'s free length '
                                   'and clearance (privileged labels in the data); 0 = no aux head')
