@@ -30,8 +30,9 @@ STEERING_FRAMES=200
 STEERING=(--val-seeds 40-47 --head arcs --aug-rotate-prob 0 --aug-shadow-prob 0 --aug-blur-prob 0)
 STEERING_TRAIN=("${STEERING[@]}" --epochs 6 --perception "$OUT/train/traversability/last.pt")
 # Fine-tuning from the DAgger model: the traversability part inside it learns from the steering
-# loss too, ten times slower than the steering layers.
-FINETUNE=("${STEERING[@]}" --epochs 3 --lr 3e-4 --perception-lr 1e-4)
+# loss too, ten times slower than the steering layers. The shipped model reads its arcs by
+# direction (right/straight/left first), the expert's own discrete choice.
+FINETUNE=("${STEERING[@]}" --epochs 3 --lr 3e-4 --perception-lr 1e-4 --arc-readout direction)
 TRAV_EVAL_SEEDS=30-35
 EVAL=(--seeds 40-47 --duration 45)
 if [[ "${REPRODUCE_SMOKE:-0}" == 1 ]]; then
@@ -42,7 +43,7 @@ if [[ "${REPRODUCE_SMOKE:-0}" == 1 ]]; then
     STEERING_FRAMES=6
     STEERING=(--val-seeds 2 --dry-run --batch-size 4 --head arcs)
     STEERING_TRAIN=("${STEERING[@]}" --perception "$OUT/train/traversability/last.pt")
-    FINETUNE=("${STEERING[@]}" --perception-lr 1e-4)
+    FINETUNE=("${STEERING[@]}" --perception-lr 1e-4 --arc-readout direction)
     TRAV_EVAL_SEEDS=2
     EVAL=(--seeds 2 --duration 1)
 fi

@@ -4,6 +4,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import torch
+
 from dave_core.model_contract import load_contract
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +30,8 @@ def test_smoke_run_goes_from_simulation_to_evaluated_models(tmp_path):
                       'steering export (tuned)', 'evaluation', 'total']
     tuned = json.loads((out / 'train/steering_tuned/metrics.json').read_text())
     assert tuned['data_id'] == dagger_id(out)  # fine-tuned on the DAgger-merged data
+    shipped = torch.load(out / 'train/steering_tuned/last.pt', weights_only=True)['model_config']
+    assert shipped['arc_readout'] == 'direction'  # the shipped model's readout (steering card)
     assert (out / 'models/dagger/steering.onnx').is_file() and (out / 'models/first/steering.onnx').is_file()
     dagger = json.loads((out / 'data/steering_dagger/manifest.json').read_text())
     assert dagger['num_samples'] == 5 * 6  # 3 expert worlds + 2 DAgger worlds, 6 frames each
