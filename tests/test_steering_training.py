@@ -454,7 +454,7 @@ def test_init_with_aux_weight_adds_the_auxiliary_head_to_the_checkpoint_trunk(tm
 
 
 def test_direction_readout_picks_the_most_probable_direction_then_its_mean_arc():
-    from dave_models.steering_net import direction_readout
+    from dave_models.steering_net import arc_sides, direction_readout
 
     arcs = torch.tensor(FAN, dtype=torch.float32)
     i = {round(k, 2): n for n, k in enumerate(FAN)}  # arc index by curvature
@@ -471,7 +471,7 @@ def test_direction_readout_picks_the_most_probable_direction_then_its_mean_arc()
         probabilities(s0=0.2, r150=0.5, r15=0.3),  # right wins: the mean of its arcs only
         probabilities(l15=0.5, r15=0.5),  # a tie of the two sides: one of them, never between
     ])
-    out = direction_readout(batch, arcs)[:, 0]
+    out = direction_readout(batch, arcs, arc_sides(arcs))[:, 0]
     assert out[0].item() == pytest.approx(0.225) and out[1].item() == 0.0
     assert out[2].item() == pytest.approx((0.5 * -1.5 + 0.3 * -0.15) / 0.8)
     assert abs(out[3].item()) == pytest.approx(0.15)

@@ -86,13 +86,16 @@ HEADS = ('regression', 'arcs')
 ARC_READOUTS = ('mean', 'direction')
 
 
-def direction_readout(probabilities: torch.Tensor, arcs: torch.Tensor) -> torch.Tensor:
+def arc_sides(arcs: torch.Tensor) -> torch.Tensor:
+    """(3, K) float masks of the fan's arcs turning right (< 0), the straight arc (0), turning left."""
+    return torch.stack([arcs < 0, arcs == 0, arcs > 0]).to(torch.float32)
+
+
+def direction_readout(probabilities: torch.Tensor, arcs: torch.Tensor, sides: torch.Tensor) -> torch.Tensor:
     """(B, 1) curvature: the most probable direction's probability-weighted mean arc (0 if straight).
 
-    The directions are the arcs turning right (< 0), the straight arc (0) and those turning left;
-    a fan without a straight arc just never picks it.
+    `sides` = arc_sides(arcs); a fan without a straight arc just never picks it.
     """
-    sides = torch.stack([arcs < 0, arcs == 0, arcs > 0]).to(probabilities.dtype)  # (3, K)
     mass = probabilities @ sides.T  # (B, 3)
     chosen = sides[mass.argmax(dim=1)]  # (B, K): the winning direction's arcs
     weights = probabilities * chosen
@@ -139,6 +142,8 @@ class SteeringNet(nn.Module):
         nn.init.normal_(self.out.weight, std=0.01)  # start near "drive straight" (or a flat softmax)
         if config.head == 'arcs':
             self.register_buffer('arcs', torch.tensor(config.arc_curvatures, dtype=torch.float32))
+            # Derived from the fan, so not saved: checkpoints from before the readout still load.
+            self.register_buffer('arc_sides', arc_sides(self.arcs), persistent=False)
         if config.aux_arcs:
             # From the first FC layer (before the narrow ones): 2 values (free, clearance) per arc.
             self.aux = nn.Linear(config.fc[0], 2 * config.aux_arcs)
@@ -183,7 +188,7 @@ class SteeringNet(nn.Module):
             out['arc_logits'] = y[:, :k]
             probabilities = torch.softmax(y[:, :k], dim=1)
             if self.config.arc_readout == 'direction':
-                out['curvature'] = direction_readout(probabilities, self.arcs)
+                out['curvature'] = direction_readout(probabilities, self.arcs, self.arc_sides)
             else:
                 out['curvature'] = (probabilities * self.arcs).sum(dim=1, keepdim=True)
         else:
