@@ -581,35 +581,6 @@ def test_perception_steering_keeps_the_network_frozen_and_exports_one_graph(data
     assert np.isfinite(output.curvature_per_m)
 
 
-def test_perception_features_input_steers_from_the_decoder_features_of_both_views(dataset, tmp_path, caplog):
-    trav = _perception_checkpoint(tmp_path / 'trav.pt')
-    common = ['--data', str(dataset), '--dry-run', '--batch-size', '4', '--threads', '1', '--val-seeds', '3']
-    out = tmp_path / 'features'
-    assert _run(train_command, ['steering', *common, '--out', str(out), '--perception', str(trav),
-                                '--perception-input', 'features']) == 0
-    checkpoint = torch.load(out / 'last.pt', weights_only=True)
-    config = SteeringNetConfig.from_dict(checkpoint['model_config'])
-    assert config.perception_input == 'features'
-    model = SteeringNet(config)
-    model.load_state_dict(checkpoint['state_dict'])
-    model.eval()
-    x = torch.randn(2, 6, 96, 128)
-    with torch.no_grad():
-        seen = model.perceive(x)
-        left = model.perception.decode(x[:, :3])
-        right = model.perception.decode(x[:, 3:])
-    top = round(config.perception_crop_top * left.shape[2])  # 48 rows of features, 14 dropped
-    torch.testing.assert_close(seen, torch.cat([left[:, :, top:], right[:, :, top:]], dim=1))
-    assert seen.shape == (2, 2 * model.perception.config.stem, 48 - top, 64)
-    assert export_checkpoint(out / 'last.pt', tmp_path / 'features.onnx').max_abs_diff <= PARITY_ATOL
-    # Without a traversability network there is nothing to take features from.
-    assert _run(train_command, ['steering', *common, '--out', str(tmp_path / 'plain'),
-                                '--perception-input', 'features']) == 2
-    assert '--perception-input features: needs --perception' in caplog.text
-    with pytest.raises(ValueError, match='perception_input'):
-        SteeringNetConfig(perception_input='logits')
-
-
 def test_fine_tuning_from_init_trains_the_perception_weights_but_not_its_statistics(dataset, tmp_path, caplog):
     trav = _perception_checkpoint(tmp_path / 'trav.pt')
     common = ['--data', str(dataset), '--dry-run', '--batch-size', '4', '--threads', '1', '--val-seeds', '3']

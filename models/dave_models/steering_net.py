@@ -34,11 +34,6 @@ from dave_models.traversability_net import TraversabilityNet, TraversabilityNetC
 PERCEPTION_CONVS = ((24, 5, 2), (36, 5, 2), (48, 3, 2), (64, 3, 1))
 PERCEPTION_FC = (100, 50)
 PERCEPTION_CLASSES = 2  # the traversable and obstacle probabilities (unknown/sky = the rest)
-# On the decoder's features (`perception_input='features'`, half the maps' resolution, 16
-# channels a view) the first convolution keeps the resolution, so the later ones see what the
-# map convolutions saw.
-PERCEPTION_FEATURE_CONVS = ((24, 5, 1), (36, 5, 2), (48, 3, 2), (64, 3, 1))
-PERCEPTION_INPUTS = ('maps', 'features')
 
 
 @dataclass
@@ -63,19 +58,12 @@ class SteeringNetConfig:
     # the left and right image (4 channels) below `perception_crop_top` (a share of the rows).
     perception: dict = field(default_factory=dict)
     perception_crop_top: float = 0.3
-    # What of the traversability network the convolutions see: 'maps', its traversable and
-    # obstacle probabilities (2 channels a view, its output resolution), or 'features', the
-    # decoder's last feature maps the classifier labels from (more than the two classes tell).
-    perception_input: str = 'maps'
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
             raise ValueError(f'SteeringNetConfig.head: unknown {self.head!r} (known: {", ".join(HEADS)})')
         if self.head == 'arcs' and len(self.arc_curvatures) < 3:
             raise ValueError('SteeringNetConfig: the arcs head needs arc_curvatures (at least 3)')
-        if self.perception_input not in PERCEPTION_INPUTS:
-            raise ValueError(f'SteeringNetConfig.perception_input: unknown {self.perception_input!r} '
-                             f'(known: {", ".join(PERCEPTION_INPUTS)})')
         if self.arc_readout not in ARC_READOUTS:
             raise ValueError(f'SteeringNetConfig.arc_readout: unknown {self.arc_readout!r} '
                              f'(known: {", ".join(ARC_READOUTS)})')
@@ -129,8 +117,7 @@ class SteeringNet(nn.Module):
             self.perception = TraversabilityNet(TraversabilityNetConfig.from_dict(config.perception))
             self.perception.requires_grad_(False)
             self.perception.eval()
-            channels = 2 * (self.perception.config.stem if config.perception_input == 'features'
-                            else PERCEPTION_CLASSES)
+            channels = 2 * PERCEPTION_CLASSES
         for out_channels, kernel, stride in config.convs:
             # BatchNorm: trains reliably from scratch on a few thousand frames; folded into the
             # conv by onnxruntime's graph optimizer, so it costs nothing at inference.
@@ -178,12 +165,9 @@ class SteeringNet(nn.Module):
         # Frozen unless training made its weights trainable (fine-tuning, --perception-lr).
         trainable = any(p.requires_grad for p in self.perception.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
-            views = torch.cat([x[:, :3], x[:, 3:]], dim=0)  # both views, one pass
-            if self.config.perception_input == 'features':
-                maps = self.perception.decode(views)
-            else:
-                maps = torch.softmax(self.perception(views), dim=1)[:, :PERCEPTION_CLASSES]
-            maps = maps[:, :, int(round(self.config.perception_crop_top * maps.shape[2])):]
+            logits = self.perception(torch.cat([x[:, :3], x[:, 3:]], dim=0))  # both views, one pass
+            maps = torch.softmax(logits, dim=1)[:, :PERCEPTION_CLASSES]
+            maps = maps[:, :, int(round(self.config.perception_crop_top * x.shape[2])):]
         return torch.cat([maps[:batch], maps[batch:]], dim=1)  # left classes, then right
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -54,8 +54,7 @@ from dave_core.preprocess import COLOR_SPACES, PreprocessSpec, to_network_input
 from dave_core.seeds import parse_seed_list
 from dave_models.augment import AugmentConfig, ViewGeometry, augment
 from dave_models.datasets import CachedSet, load_cached, load_manifest, split_by_world
-from dave_models.steering_net import (PERCEPTION_CONVS, PERCEPTION_FC, PERCEPTION_FEATURE_CONVS, SteeringNet,
-                                      SteeringNetConfig)
+from dave_models.steering_net import PERCEPTION_CONVS, PERCEPTION_FC, SteeringNet, SteeringNetConfig
 from dave_models.train_config import SteeringTrainConfig, add_arguments, config_from_args
 from dave_models.distributed import DistributedContext, run_distributed
 from dave_models.training import TrainingError, load_resume, package_version, train_batches
@@ -415,9 +414,6 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
     if config.perception and config.init:
         raise TrainingError('--init and --perception: a perception checkpoint given to --init brings '
                             'its own traversability network; pass one of them')
-    if config.perception_input != 'maps' and not config.perception:
-        raise TrainingError(f'--perception-input {config.perception_input}: needs --perception (an '
-                            f'--init model keeps the input it was trained with)')
     if config.perception:
         spec, perception = load_perception(config.perception)
         perception_record = {'data_id': perception['data_id'], 'path': str(Path(config.perception).resolve())}
@@ -427,10 +423,8 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
                                    arc_readout=config.arc_readout,
                                    aux_arcs=len(arcs) if config.aux_weight > 0 else 0,
                                    **({} if perception is None else
-                                      {'convs': PERCEPTION_FEATURE_CONVS if config.perception_input == 'features'
-                                       else PERCEPTION_CONVS, 'fc': PERCEPTION_FC,
-                                       'perception': perception['model_config'],
-                                       'perception_input': config.perception_input}))
+                                      {'convs': PERCEPTION_CONVS, 'fc': PERCEPTION_FC,
+                                       'perception': perception['model_config']}))
     if config.init:
         init = load_init(config.init)
         net_config = SteeringNetConfig.from_dict(init['model_config'])

@@ -36,10 +36,6 @@ class SteeringTrainConfig:
                               'from its maps of both views instead of from pixels; it stays frozen '
                               'and becomes part of the exported steering model. Sets the input to '
                               'its size and normalization (the crop and input flags do not apply)')
-    perception_input: str = opt('maps', 'with --perception, what the steering layers see of it: maps '
-                                        '(its traversable/obstacle probabilities of both views) or '
-                                        'features (the decoder feature maps those are labelled from)',
-                                choices=('maps', 'features'))
     init: str = opt('', 'steering checkpoint to start from: its network, weights and preprocessing, '
                         'with a fresh optimizer and schedule (fine-tuning; not --resume). Not with '
                         '--perception: a perception model brings its own. With --aux-weight, a '

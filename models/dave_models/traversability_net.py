@@ -85,8 +85,7 @@ class TraversabilityNet(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
-        """The decoder's last feature maps (B, stem, H/2, W/2), from which the classifier labels."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = [self.stem(x)]
         for stage in self.encoder:
             features.append(stage(features[-1]))
@@ -94,9 +93,6 @@ class TraversabilityNet(nn.Module):
         for fuse, skip in zip(self.decoder, reversed(features[:-1])):
             y = F.interpolate(y, size=skip.shape[-2:], mode='bilinear', align_corners=False)
             y = fuse(torch.cat([y, skip], dim=1))
-        return y
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.classifier(self.dropout(self.decode(x)))
+        logits = self.classifier(self.dropout(y))
         # The stem's stride 2 is undone on the logits: 3 planes are cheaper to upsample than 16.
         return F.interpolate(logits, size=x.shape[-2:], mode='bilinear', align_corners=False)
