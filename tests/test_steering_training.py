@@ -150,6 +150,21 @@ def test_direction_metrics_use_the_deadband():
     assert m['direction_accuracy_straight_baseline'] == pytest.approx(1 / 3)
 
 
+def test_timing_tolerant_direction_accuracy_forgives_early_or_late_turns_within_one_drive():
+    # Drive 1 turns left at frame 4; the prediction turns two frames early. Drive 2 is straight,
+    # and its first frame must not be excused by drive 1's last one (left).
+    target = np.array([0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0], float) * 0.5
+    predicted = np.array([0, 0, 1, 1, 1, 1, 1, 1, 1, 0, -1], float) * 0.5
+    sequence = np.array([1] * 8 + [2] * 3)
+    m = steering_metrics(predicted, target, 0.05, sequence=sequence)
+    assert m['direction_accuracy'] == pytest.approx(7 / 11)
+    # Frames 2 and 3 are within 2 of a left label; frames 8 and 10 (drive 2) are misses.
+    assert m['direction_accuracy_within_2_frames'] == pytest.approx(9 / 11)
+    # Misses 2, 3 are near drive 1's change; 8 and 10 are not (drive 2 never changes).
+    assert m['direction_misses_near_label_change'] == pytest.approx(2 / 4)
+    assert 'direction_accuracy_within_2_frames' not in steering_metrics(predicted, target, 0.05)
+
+
 def test_avoid_rate_counts_steering_away_from_the_obstacle_side():
     ahead = np.array([1, 1, -1, 0, 0])  # obstacle left, left, right, none, none
     predicted = np.array([-0.2, 0.1, 0.3, 0.5, -0.5])  # away, towards, away

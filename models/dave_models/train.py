@@ -74,10 +74,33 @@ def direction_classes(curvature: np.ndarray, deadband: float) -> np.ndarray:
     return np.where(curvature > deadband, 1, np.where(curvature < -deadband, -1, 0))
 
 
+# Frames of slack for the timing-tolerant direction accuracy: 0.2 s at sim_dataset's default 10 Hz.
+TIMING_TOLERANCE_FRAMES = 2
+
+
+def timing_tolerant_hits(predicted_class: np.ndarray, true_class: np.ndarray, sequence: np.ndarray,
+                         tolerance: int) -> np.ndarray:
+    """Per frame: the predicted direction is the label of a frame at most `tolerance` frames away
+    in the same drive (`sequence` ids, frames in drive order). Early or late by that much counts."""
+    n = len(true_class)
+    hits = np.zeros(n, bool)
+    for shift in range(-tolerance, tolerance + 1):
+        other = np.clip(np.arange(n) + shift, 0, n - 1)
+        hits |= (true_class[other] == predicted_class) & (sequence[other] == sequence)
+    return hits
+
+
 def steering_metrics(predicted: np.ndarray, target: np.ndarray, deadband: float,
-                     obstacle_ahead: np.ndarray | None = None) -> dict[str, float]:
+                     obstacle_ahead: np.ndarray | None = None,
+                     sequence: np.ndarray | None = None) -> dict[str, float]:
     """Curvature MAE/RMSE (1/m), direction accuracy, the 'always straight' baselines and, when
-    the data says where obstacles are, how often the net and the expert steer away from them."""
+    the data says where obstacles are, how often the net and the expert steer away from them.
+
+    With `sequence` (a drive id per frame, frames in drive order, e.g. the world seed) also how
+    many misses are timing: `direction_accuracy_within_2_frames` forgives a direction up to
+    TIMING_TOLERANCE_FRAMES early or late, `direction_misses_near_label_change` is the share
+    of misses that close to a change of the label's direction.
+    """
     error = predicted - target
     true_class = direction_classes(target, deadband)
     metrics = {
@@ -88,6 +111,19 @@ def steering_metrics(predicted: np.ndarray, target: np.ndarray, deadband: float,
         'direction_accuracy_straight_baseline': float(np.mean(true_class == 0)),
         'samples': float(len(target)),
     }
+    if sequence is not None:
+        predicted_class = direction_classes(predicted, deadband)
+        k = TIMING_TOLERANCE_FRAMES
+        metrics[f'direction_accuracy_within_{k}_frames'] = float(np.mean(
+            timing_tolerant_hits(predicted_class, true_class, sequence, k)))
+        # Near a change: some frame at most k away in the same drive has another direction label.
+        near_change = np.zeros(len(true_class), bool)
+        for shift in range(-k, k + 1):
+            other = np.clip(np.arange(len(true_class)) + shift, 0, len(true_class) - 1)
+            near_change |= (true_class[other] != true_class) & (sequence[other] == sequence)
+        misses = predicted_class != true_class
+        metrics['direction_misses_near_label_change'] = (float(np.mean(near_change[misses]))
+                                                         if misses.any() else 0.0)
     if obstacle_ahead is not None:
         near = obstacle_ahead != 0
         metrics['obstacle_ahead_fraction'] = float(np.mean(near))
@@ -288,7 +324,8 @@ def evaluate(model: SteeringNet, data: CachedSet, spec: PreprocessSpec, batch_si
             speed_err.append(np.abs(outputs['speed'][:, 0].cpu().numpy() - targets['speed']))
     used = np.concatenate(batches)
     ahead = data.obstacle_ahead[used] if data.obstacle_ahead is not None else None
-    metrics = steering_metrics(np.concatenate(predicted), np.concatenate(target), deadband, ahead)
+    metrics = steering_metrics(np.concatenate(predicted), np.concatenate(target), deadband, ahead,
+                               sequence=data.world_seed[used])
     if label != 'expert':
         vs_expert = steering_metrics(np.concatenate(predicted), np.concatenate(expert), deadband)
         metrics.update({f'expert_{k}': vs_expert[k] for k in ('mae', 'rmse', 'direction_accuracy')})
@@ -578,9 +615,12 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
                    'deadband_per_m': config.deadband, 'best_val_mae': best_mae, 'history': history}
         atomic_write_text(out / 'metrics.json', json.dumps(summary, indent=1) + '\n')
         logger.info('epoch %d: train loss %.5f, val MAE %.4f 1/m (straight %.4f), direction '
-                    'accuracy %.3f (straight %.3f), avoid rate %.3f (expert %.3f), %.0f samples/s%s',
+                    'accuracy %.3f (%.3f within %d frames; straight %.3f), avoid rate %.3f (expert %.3f), '
+                    '%.0f samples/s%s',
                     epoch, record['train_loss'], record['val_mae'], record['val_mae_zero_baseline'],
-                    record['val_direction_accuracy'], record['val_direction_accuracy_straight_baseline'],
+                    record['val_direction_accuracy'],
+                    record.get(f'val_direction_accuracy_within_{TIMING_TOLERANCE_FRAMES}_frames', math.nan),
+                    TIMING_TOLERANCE_FRAMES, record['val_direction_accuracy_straight_baseline'],
                     record.get('val_avoid_rate', math.nan), record.get('val_avoid_rate_expert', math.nan),
                     record['train_samples_per_s'], ' *best*' if improved else '')
         if 'val_expert_direction_accuracy' in record:
