@@ -41,7 +41,7 @@ import math
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
@@ -78,15 +78,22 @@ def direction_classes(curvature: np.ndarray, deadband: float) -> np.ndarray:
 TIMING_TOLERANCE_FRAMES = 2
 
 
+def drive_neighbours(sequence: np.ndarray, tolerance: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """For each shift in -tolerance..tolerance: every frame's neighbour index at that shift and
+    whether it is in the same drive (`sequence` ids, frames in drive order)."""
+    index = np.arange(len(sequence))
+    for shift in range(-tolerance, tolerance + 1):
+        other = np.clip(index + shift, 0, len(sequence) - 1)
+        yield other, sequence[other] == sequence
+
+
 def timing_tolerant_hits(predicted_class: np.ndarray, true_class: np.ndarray, sequence: np.ndarray,
                          tolerance: int) -> np.ndarray:
     """Per frame: the predicted direction is the label of a frame at most `tolerance` frames away
-    in the same drive (`sequence` ids, frames in drive order). Early or late by that much counts."""
-    n = len(true_class)
-    hits = np.zeros(n, bool)
-    for shift in range(-tolerance, tolerance + 1):
-        other = np.clip(np.arange(n) + shift, 0, n - 1)
-        hits |= (true_class[other] == predicted_class) & (sequence[other] == sequence)
+    in the same drive. Early or late by that much counts."""
+    hits = np.zeros(len(true_class), bool)
+    for other, same_drive in drive_neighbours(sequence, tolerance):
+        hits |= (true_class[other] == predicted_class) & same_drive
     return hits
 
 
@@ -118,9 +125,8 @@ def steering_metrics(predicted: np.ndarray, target: np.ndarray, deadband: float,
             timing_tolerant_hits(predicted_class, true_class, sequence, k)))
         # Near a change: some frame at most k away in the same drive has another direction label.
         near_change = np.zeros(len(true_class), bool)
-        for shift in range(-k, k + 1):
-            other = np.clip(np.arange(len(true_class)) + shift, 0, len(true_class) - 1)
-            near_change |= (true_class[other] != true_class) & (sequence[other] == sequence)
+        for other, same_drive in drive_neighbours(sequence, k):
+            near_change |= (true_class[other] != true_class) & same_drive
         misses = predicted_class != true_class
         metrics['direction_misses_near_label_change'] = (float(np.mean(near_change[misses]))
                                                          if misses.any() else 0.0)
