@@ -552,6 +552,30 @@ def test_arcs_loss_adds_the_weighted_mse_of_the_mean_curvature():
     assert losses[0] > 0  # cross-entropy against two-hot targets
 
 
+def test_direction_loss_is_the_cross_entropy_of_the_side_probabilities(dataset, tmp_path, caplog):
+    from dave_models.train import steering_loss
+    from dave_models.train_config import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    net_config = SteeringNetConfig(head='arcs', arc_curvatures=tuple(FAN))
+    logits = torch.randn(4, 21)
+    outputs = {'arc_logits': logits, 'curvature': torch.zeros(4, 1)}
+    targets = {'curvature': np.array([0.0, 1.5, -0.3, 0.03], np.float32)}  # straight, left, right, straight
+    losses = [steering_loss(outputs, targets, net_config,
+                            config_from_args(parser.parse_args(['--data', 'd', '--out', 'o', '--direction-weight', w])),
+                            torch.device('cpu')).item() for w in ('0', '2')]
+    p = torch.softmax(logits, 1).numpy()
+    fan = np.asarray(FAN)
+    side = {-1: p[:, fan < -1e-9].sum(1), 0: p[:, np.abs(fan) < 1e-9].sum(1), 1: p[:, fan > 1e-9].sum(1)}
+    expected = -np.mean(np.log([side[c][i] for i, c in enumerate((0, 1, -1, 0))]))
+    assert losses[1] - losses[0] == pytest.approx(2 * expected, rel=1e-5)
+    # The regression head has no side probabilities: one error, nothing trained.
+    assert _run(train_command, ['steering', '--data', str(dataset), '--out', str(tmp_path / 'r'), '--dry-run',
+                                '--val-seeds', '3', '--direction-weight', '1']) == 2
+    assert '--direction-weight: only the arcs head' in caplog.text and not (tmp_path / 'r' / 'last.pt').exists()
+
+
 # --- steering from a frozen traversability network (--perception) ----------------------------
 
 def _perception_checkpoint(path, height=96, width=128):  # big enough for the head's strides

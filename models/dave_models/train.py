@@ -54,7 +54,7 @@ from dave_core.preprocess import COLOR_SPACES, PreprocessSpec, to_network_input
 from dave_core.seeds import parse_seed_list
 from dave_models.augment import AugmentConfig, ViewGeometry, augment
 from dave_models.datasets import CachedSet, load_cached, load_manifest, split_by_world
-from dave_models.steering_net import PERCEPTION_CONVS, PERCEPTION_FC, SteeringNet, SteeringNetConfig
+from dave_models.steering_net import PERCEPTION_CONVS, PERCEPTION_FC, SteeringNet, SteeringNetConfig, arc_sides
 from dave_models.train_config import SteeringTrainConfig, add_arguments, config_from_args
 from dave_models.distributed import DistributedContext, run_distributed
 from dave_models.training import TrainingError, load_resume, package_version, train_batches
@@ -255,8 +255,8 @@ def recompute_batchnorm(model: SteeringNet, batches: list[np.ndarray], data: Cac
 def steering_loss(outputs: dict[str, torch.Tensor], targets: dict[str, np.ndarray],
                   net_config: SteeringNetConfig, config: SteeringTrainConfig,
                   device: torch.device) -> torch.Tensor:
-    """MSE (regression head) or soft cross-entropy (arcs head, + mse_weight x MSE of its mean) on
-    curvature, + speed, + aux."""
+    """MSE (regression head) or soft cross-entropy (arcs head, + mse_weight x MSE of its readout,
+    + direction_weight x cross-entropy of its side probabilities) on curvature, + speed, + aux."""
     def tensor(name: str) -> torch.Tensor:
         return torch.from_numpy(targets[name]).to(device)
 
@@ -266,6 +266,11 @@ def steering_loss(outputs: dict[str, torch.Tensor], targets: dict[str, np.ndarra
         loss = -(torch.from_numpy(soft).to(device) * log_p).sum(dim=1).mean()
         if config.mse_weight > 0:  # the readout's curvature, which is what the vehicle drives
             loss = loss + config.mse_weight * F.mse_loss(outputs['curvature'][:, 0], tensor('curvature'))
+        if config.direction_weight > 0:
+            sides = arc_sides(torch.tensor(net_config.arc_curvatures, device=device)).bool()  # (3, K)
+            side_log_p = torch.logsumexp(log_p[:, None, :].masked_fill(~sides, -math.inf), dim=2)
+            classes = torch.from_numpy(direction_classes(targets['curvature'], config.deadband) + 1).to(device)
+            loss = loss + config.direction_weight * F.nll_loss(side_log_p, classes)
     else:
         loss = F.mse_loss(outputs['curvature'][:, 0], tensor('curvature'))
     if net_config.predict_speed:
@@ -479,6 +484,9 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
         if config.aux_weight > 0 and not net_config.aux_arcs:  # a new auxiliary head on the old trunk
             net_config = replace(net_config, aux_arcs=len(arcs))
         net_config = replace(net_config, arc_readout=config.arc_readout)  # no weights: free to change
+    if config.direction_weight > 0 and net_config.head != 'arcs':
+        raise TrainingError(f'--direction-weight: only the arcs head has direction probabilities '
+                            f'(this model has a {net_config.head} head)')
     if config.arc_readout != 'mean' and net_config.head != 'arcs':
         raise TrainingError(f'--arc-readout {config.arc_readout}: only the arcs head has a readout '
                             f'(this model has a {net_config.head} head)')

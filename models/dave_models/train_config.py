@@ -80,6 +80,10 @@ class SteeringTrainConfig:
     mse_weight: float = opt(0.0, 'arcs head only: add this weight times the MSE of its '
                                   'curvature output; cross-entropy alone under-steers on the rare sharp '
                                   'turns (see the steering card)')
+    direction_weight: float = opt(0.0, 'arcs head only: add this weight times the cross-entropy of '
+                                        'its right/straight/left probabilities (summed over each side\'s '
+                                        'arcs) against the label\'s direction (--deadband): what '
+                                        'direction accuracy scores')
     aux_weight: float = opt(0.0, 'weight of the auxiliary loss predicting each arc\'s free length '
                                   'and clearance (privileged labels in the data); 0 = no aux head')
     predict_speed: bool = opt(False, 'also regress the expert target speed (needs speed labels)')
@@ -108,7 +112,7 @@ def config_from_args(args: argparse.Namespace) -> SteeringTrainConfig:
               ('aug_shift_max', 0 <= config.aug_shift_max <= 0.5),
               ('aug_shadow_prob', 0 <= config.aug_shadow_prob <= 1),
               ('aug_blur_prob', 0 <= config.aug_blur_prob <= 1), ('aux_weight', config.aux_weight >= 0),
-              ('mse_weight', config.mse_weight >= 0), ('perception_lr', config.perception_lr >= 0),
+              ('mse_weight', config.mse_weight >= 0), ('direction_weight', config.direction_weight >= 0), ('perception_lr', config.perception_lr >= 0),
               ('crop_top', 0 <= config.crop_top < 1), ('crop_bottom', 0 <= config.crop_bottom < 1),
               ('crop_bottom', config.crop_top + config.crop_bottom < 0.9),
               ('input_height', config.input_height >= 16), ('input_width', config.input_width >= 16))
