@@ -27,14 +27,20 @@ def test_smoke_run_goes_from_simulation_to_evaluated_models(tmp_path):
     assert stages == ['traversability data', 'traversability training', 'traversability export',
                       'steering data', 'steering training', 'steering export', 'dagger data', 'dagger merge',
                       'steering training (dagger)', 'steering export (dagger)', 'steering fine-tuning',
-                      'steering export (tuned)', 'evaluation', 'total']
+                      'steering export (tuned)', 'more steering data', 'more worlds merge',
+                      'steering fine-tuning (all)', 'steering export (all)', 'evaluation', 'total']
     tuned = json.loads((out / 'train/steering_tuned/metrics.json').read_text())
     assert tuned['data_id'] == dagger_id(out)  # fine-tuned on the DAgger-merged data
-    shipped = torch.load(out / 'train/steering_tuned/last.pt', weights_only=True)['model_config']
-    assert shipped['arc_readout'] == 'direction'  # the shipped model's readout (steering card)
-    assert (out / 'models/dagger/steering.onnx').is_file() and (out / 'models/first/steering.onnx').is_file()
+    final = torch.load(out / 'train/steering_all/last.pt', weights_only=True)
+    assert final['model_config']['arc_readout'] == 'direction'  # the shipped model's readout (steering card)
+    assert final['init'] == str((out / 'train/steering_tuned/last.pt').resolve())  # tuned once more
+    assert steering.training_data_id.startswith(final['data_id'])
+    for stage in ('first', 'dagger', 'tuned'):
+        assert (out / f'models/{stage}/steering.onnx').is_file()
     dagger = json.loads((out / 'data/steering_dagger/manifest.json').read_text())
     assert dagger['num_samples'] == 5 * 6  # 3 expert worlds + 2 DAgger worlds, 6 frames each
+    everything = json.loads((out / 'data/steering_all/manifest.json').read_text())
+    assert everything['num_samples'] == 6 * 6  # + 1 more expert world
     report = json.loads((out / 'steering_closed_loop.json').read_text())
     assert report['mode'] == 'offline' and report['worlds'] == 1
     assert (out / 'traversability_eval.json').is_file()
