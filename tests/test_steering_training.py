@@ -708,14 +708,18 @@ def test_dagger_data_is_driven_by_the_model_and_labelled_by_the_expert(tmp_path)
     learner_only = SimDatasetConfig(frames_per_world=30, camera_rate_hz=10.0, dart_noise=False,
                                     driver=model, driver_share=1.0)
     mixed = SimDatasetConfig(frames_per_world=30, camera_rate_hz=10.0, driver=model)
-    # World 4: the shipped model turns within these 3 s where the clean expert goes straight. On
-    # worlds 3, 5 and 7 it copies the expert's straight start exactly (identical images).
-    a, _ = drive_world(4, expert_only)
-    b, _ = drive_world(4, learner_only)
-    c1, _ = drive_world(4, mixed)
-    c2, _ = drive_world(4, mixed)
+    # A good model copies the clean expert's first 3 s exactly in some worlds (the shipped p6 in
+    # worlds 0, 3, 4, 5, 7), so take the first of a few where it departs (p6: world 1).
+    for world in (1, 2, 4, 6):
+        a, _ = drive_world(world, expert_only)
+        b, _ = drive_world(world, learner_only)
+        if not np.array_equal(a.left[-1], b.left[-1]):  # the model drove elsewhere
+            break
+    else:
+        pytest.fail('the model drove exactly as the expert in worlds 1, 2, 4 and 6')
     assert np.array_equal(a.left[0], b.left[0])  # same start
-    assert not np.array_equal(a.left[-1], b.left[-1])  # the model drove elsewhere
+    c1, _ = drive_world(world, mixed)
+    c2, _ = drive_world(world, mixed)
     assert np.array_equal(c1.left, c2.left) and np.array_equal(c1.curvature, c2.curvature)  # deterministic
     assert np.all(np.isfinite(b.curvature)) and b.arc_free_m is not None  # expert labels on every frame
     assert sim_dataset_main(['--seeds', '3', '--frames-per-world', '2', '--driver', str(tmp_path / 'none.onnx'),
