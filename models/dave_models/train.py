@@ -35,6 +35,7 @@ non-finite loss stops the run before anything is saved.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -110,16 +111,16 @@ def steering_metrics(predicted: np.ndarray, target: np.ndarray, deadband: float,
     """
     error = predicted - target
     true_class = direction_classes(target, deadband)
+    predicted_class = direction_classes(predicted, deadband)
     metrics = {
         'mae': float(np.mean(np.abs(error))),
         'rmse': float(np.sqrt(np.mean(error ** 2))),
-        'direction_accuracy': float(np.mean(direction_classes(predicted, deadband) == true_class)),
+        'direction_accuracy': float(np.mean(predicted_class == true_class)),
         'mae_zero_baseline': float(np.mean(np.abs(target))),
         'direction_accuracy_straight_baseline': float(np.mean(true_class == 0)),
         'samples': float(len(target)),
     }
     if sequence is not None:
-        predicted_class = direction_classes(predicted, deadband)
         k = TIMING_TOLERANCE_FRAMES
         metrics[f'direction_accuracy_within_{k}_frames'] = float(np.mean(
             timing_tolerant_hits(predicted_class, true_class, sequence, k)))
@@ -252,6 +253,12 @@ def recompute_batchnorm(model: SteeringNet, batches: list[np.ndarray], data: Cac
     return len(layers)
 
 
+@functools.lru_cache(maxsize=4)
+def side_masks(arcs: tuple[float, ...], device: str) -> torch.Tensor:
+    """(3, K) bool masks of the fan's right / straight / left arcs, built once per fan and device."""
+    return arc_sides(torch.tensor(arcs, device=device)).bool()
+
+
 def steering_loss(outputs: dict[str, torch.Tensor], targets: dict[str, np.ndarray],
                   net_config: SteeringNetConfig, config: SteeringTrainConfig,
                   device: torch.device) -> torch.Tensor:
@@ -267,7 +274,7 @@ def steering_loss(outputs: dict[str, torch.Tensor], targets: dict[str, np.ndarra
         if config.mse_weight > 0:  # the readout's curvature, which is what the vehicle drives
             loss = loss + config.mse_weight * F.mse_loss(outputs['curvature'][:, 0], tensor('curvature'))
         if config.direction_weight > 0:
-            sides = arc_sides(torch.tensor(net_config.arc_curvatures, device=device)).bool()  # (3, K)
+            sides = side_masks(net_config.arc_curvatures, str(device))
             side_log_p = torch.logsumexp(log_p[:, None, :].masked_fill(~sides, -math.inf), dim=2)
             classes = torch.from_numpy(direction_classes(targets['curvature'], config.deadband) + 1).to(device)
             loss = loss + config.direction_weight * F.nll_loss(side_log_p, classes)

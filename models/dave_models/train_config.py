@@ -112,7 +112,8 @@ def config_from_args(args: argparse.Namespace) -> SteeringTrainConfig:
               ('aug_shift_max', 0 <= config.aug_shift_max <= 0.5),
               ('aug_shadow_prob', 0 <= config.aug_shadow_prob <= 1),
               ('aug_blur_prob', 0 <= config.aug_blur_prob <= 1), ('aux_weight', config.aux_weight >= 0),
-              ('mse_weight', config.mse_weight >= 0), ('direction_weight', config.direction_weight >= 0), ('perception_lr', config.perception_lr >= 0),
+              ('mse_weight', config.mse_weight >= 0), ('direction_weight', config.direction_weight >= 0),
+              ('perception_lr', config.perception_lr >= 0),
               ('crop_top', 0 <= config.crop_top < 1), ('crop_bottom', 0 <= config.crop_bottom < 1),
               ('crop_bottom', config.crop_top + config.crop_bottom < 0.9),
               ('input_height', config.input_height >= 16), ('input_width', config.input_width >= 16))
