@@ -8,8 +8,8 @@ import pytest
 from dave_sim.expert import NoiseConfig
 from dave_sim.obstacles import Obstacle
 from dave_sim.occupancy import DistanceGrid
-from dave_sim.reactive_expert import (ReactiveConfig, ReactiveExpert, choose_arc, evaluate_arcs, scan,
-                                      visible_distance_grid)
+from dave_sim.reactive_expert import (NEAR_TIE_SCORE, ReactiveConfig, ReactiveExpert, choose_arc,
+                                      direction_margin, evaluate_arcs, scan, visible_distance_grid)
 from dave_sim.vehicle import VehicleConfig, VehicleState
 from dave_sim.world import WorldConfig, generate_world
 
@@ -157,3 +157,18 @@ def test_privileged_labels_describe_the_last_command():
     assert labels['arc_free_m'][best] == pytest.approx(expert.last_choice.free_m)
     assert labels['arc_free_m'][CONFIG.n_arcs // 2] < CONFIG.horizon_m  # the rock blocks straight on
     assert labels['curvature_memoryless'] == command.curvature  # no previous arc yet: same choice
+
+
+def test_direction_margin_is_small_only_when_two_directions_score_alike():
+    # Open ground: straight wins by the straight preference of one fan step (0.012). A rock dead
+    # ahead at 2 m: both sides are equally free, a tie (margin 0). Just off the path: a clear side.
+    views = [disc_points(9.0, 0.0, 0.1), disc_points(2.0, 0.0, 0.4), disc_points(2.0, 0.3, 0.4)]
+    arcs = [evaluate_arcs(p, CONFIG, VEHICLE.footprint_radius_m, CAMERA_FORWARD, HFOV) for p in views]
+    free, clearance = (np.stack(a) for a in zip(*arcs))
+    margin = direction_margin(free, clearance, 0.05, CONFIG)
+    step = CONFIG.straight_weight * (CONFIG.curvatures[11] / CONFIG.max_curvature_per_m)
+    assert margin[0] == pytest.approx(step)
+    assert margin[1] == pytest.approx(0.0, abs=1e-6) and margin[1] < NEAR_TIE_SCORE
+    assert margin[2] > NEAR_TIE_SCORE
+    with pytest.raises(ValueError, match='20 arcs per frame'):
+        direction_margin(free[:, :20], clearance[:, :20], 0.05, CONFIG)

@@ -165,6 +165,17 @@ def test_timing_tolerant_direction_accuracy_forgives_early_or_late_turns_within_
     assert 'direction_accuracy_within_2_frames' not in steering_metrics(predicted, target, 0.05)
 
 
+def test_near_tie_metrics_split_the_misses_by_how_decisive_the_expert_was():
+    target = np.array([0.5, 0.5, 0.0, -0.5, 0.0])
+    predicted = np.array([0.5, 0.0, 0.0, 0.5, -0.5])  # misses at frames 1, 3 and 4
+    near_tie = np.array([False, True, False, True, False])
+    m = steering_metrics(predicted, target, 0.05, near_tie=near_tie)
+    assert m['direction_near_tie_fraction'] == pytest.approx(2 / 5)
+    assert m['direction_accuracy_decisive'] == pytest.approx(2 / 3)  # frames 0, 2 right; 4 wrong
+    assert m['direction_misses_near_tie'] == pytest.approx(2 / 3)
+    assert 'direction_accuracy_decisive' not in steering_metrics(predicted, target, 0.05)
+
+
 def test_avoid_rate_counts_steering_away_from_the_obstacle_side():
     ahead = np.array([1, 1, -1, 0, 0])  # obstacle left, left, right, none, none
     predicted = np.array([-0.2, 0.1, 0.3, 0.5, -0.5])  # away, towards, away
@@ -430,6 +441,8 @@ def test_arc_head_with_aux_loss_trains_exports_and_reports_both_labels(tmp_path)
     assert checkpoint['model_config']['head'] == 'arcs' and checkpoint['model_config']['aux_arcs'] == 21
     metrics = checkpoint['metrics']
     assert {'val_mae', 'val_expert_mae', 'val_expert_direction_accuracy'} <= metrics.keys()
+    # The data's arc labels say where the expert's direction was a near-tie.
+    assert 0 <= metrics['val_direction_near_tie_fraction'] <= 1 and 'val_direction_accuracy_decisive' in metrics
     report = export_checkpoint(out / 'last.pt', tmp_path / 'steering.onnx')
     assert report.max_abs_diff <= PARITY_ATOL
     assert OnnxModel.load(tmp_path / 'steering.onnx').output_names == ['curvature_per_m']

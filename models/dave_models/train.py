@@ -100,7 +100,8 @@ def timing_tolerant_hits(predicted_class: np.ndarray, true_class: np.ndarray, se
 
 def steering_metrics(predicted: np.ndarray, target: np.ndarray, deadband: float,
                      obstacle_ahead: np.ndarray | None = None,
-                     sequence: np.ndarray | None = None) -> dict[str, float]:
+                     sequence: np.ndarray | None = None,
+                     near_tie: np.ndarray | None = None) -> dict[str, float]:
     """Curvature MAE/RMSE (1/m), direction accuracy, the 'always straight' baselines and, when
     the data says where obstacles are, how often the net and the expert steer away from them.
 
@@ -108,6 +109,10 @@ def steering_metrics(predicted: np.ndarray, target: np.ndarray, deadband: float,
     many misses are timing: `direction_accuracy_within_2_frames` forgives a direction up to
     TIMING_TOLERANCE_FRAMES early or late, `direction_misses_near_label_change` is the share
     of misses that close to a change of the label's direction.
+
+    With `near_tie` (per frame: the expert's best arcs of two directions scored almost the same,
+    reactive_expert.direction_margin) also the share of such frames, the accuracy on the others
+    (`direction_accuracy_decisive`) and the share of misses at near-ties.
     """
     error = predicted - target
     true_class = direction_classes(target, deadband)
@@ -131,6 +136,12 @@ def steering_metrics(predicted: np.ndarray, target: np.ndarray, deadband: float,
         misses = predicted_class != true_class
         metrics['direction_misses_near_label_change'] = (float(np.mean(near_change[misses]))
                                                          if misses.any() else 0.0)
+    if near_tie is not None:
+        misses = predicted_class != true_class
+        metrics['direction_near_tie_fraction'] = float(np.mean(near_tie))
+        metrics['direction_accuracy_decisive'] = (float(np.mean(~misses[~near_tie]))
+                                                  if (~near_tie).any() else math.nan)
+        metrics['direction_misses_near_tie'] = float(np.mean(near_tie[misses])) if misses.any() else 0.0
     if obstacle_ahead is not None:
         near = obstacle_ahead != 0
         metrics['obstacle_ahead_fraction'] = float(np.mean(near))
@@ -322,6 +333,19 @@ def save_learning_curve(history: list[dict[str, float]], path: Path) -> None:
     plt.close(fig)
 
 
+def expert_near_ties(data: CachedSet, used: np.ndarray, deadband: float) -> np.ndarray | None:
+    """Per used frame: the reactive expert's direction was a near-tie (from the data's arc labels,
+    scored with the expert's default weights); None when the data has no arc labels."""
+    if data.arc_free_m is None or data.arc_clearance_m is None:
+        return None
+    try:  # the arc labels come from dave_sim's expert; without dave_sim the metric is skipped
+        from dave_sim.reactive_expert import NEAR_TIE_SCORE, direction_margin
+        return direction_margin(data.arc_free_m[used], data.arc_clearance_m[used], deadband) < NEAR_TIE_SCORE
+    except (ImportError, ValueError) as exc:  # no dave_sim, or another fan than the expert's
+        logger.debug('no near-tie metrics: %s', exc)
+        return None
+
+
 @torch.no_grad()
 def evaluate(model: SteeringNet, data: CachedSet, spec: PreprocessSpec, batch_size: int,
              deadband: float, device: torch.device, max_batches: int | None = None,
@@ -343,7 +367,7 @@ def evaluate(model: SteeringNet, data: CachedSet, spec: PreprocessSpec, batch_si
     used = np.concatenate(batches)
     ahead = data.obstacle_ahead[used] if data.obstacle_ahead is not None else None
     metrics = steering_metrics(np.concatenate(predicted), np.concatenate(target), deadband, ahead,
-                               sequence=data.world_seed[used])
+                               sequence=data.world_seed[used], near_tie=expert_near_ties(data, used, deadband))
     if label != 'expert':
         vs_expert = steering_metrics(np.concatenate(predicted), np.concatenate(expert), deadband)
         metrics.update({f'expert_{k}': vs_expert[k] for k in ('mae', 'rmse', 'direction_accuracy')})
@@ -644,6 +668,11 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
                     TIMING_TOLERANCE_FRAMES, record['val_direction_accuracy_straight_baseline'],
                     record.get('val_avoid_rate', math.nan), record.get('val_avoid_rate_expert', math.nan),
                     record['train_samples_per_s'], ' *best*' if improved else '')
+        if 'val_direction_accuracy_decisive' in record:
+            logger.info('epoch %d: %.0f %% of held-out frames are near-ties of the expert (holding %.0f %% '
+                        'of the misses); direction accuracy on the others %.3f', epoch,
+                        100 * record['val_direction_near_tie_fraction'],
+                        100 * record['val_direction_misses_near_tie'], record['val_direction_accuracy_decisive'])
         if 'val_expert_direction_accuracy' in record:
             logger.info('epoch %d against the expert label: val MAE %.4f 1/m, direction accuracy %.3f',
                         epoch, record['val_expert_mae'], record['val_expert_direction_accuracy'])

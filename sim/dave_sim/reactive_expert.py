@@ -185,6 +185,42 @@ def evaluate_arcs(points: np.ndarray, config: ReactiveConfig, footprint_radius_m
     return first * config.arc_step_m, np.clip(clearance, 0.0, config.clearance_cap_m)
 
 
+def arc_scores(free: np.ndarray, clearance: np.ndarray, previous_curvature: float | np.ndarray,
+               config: ReactiveConfig) -> np.ndarray:
+    """`choose_arc`'s score of each arc of the fan (last axis; leading axes are frames): free
+    length, plus the clearance bonus, minus the pulls towards straight and the previous arc."""
+    curvatures = config.curvatures
+    k_max = config.max_curvature_per_m
+    previous = np.asarray(previous_curvature, dtype=float)[..., None]
+    return (np.minimum(free, config.horizon_m) / config.horizon_m
+            + config.clearance_weight * clearance / config.clearance_cap_m
+            - config.straight_weight * np.abs(curvatures) / k_max
+            - config.smooth_weight * np.abs(curvatures - previous) / (2 * k_max))
+
+
+# A direction margin below this is a near-tie: 0.01 is the bonus of 0.2 m more clearance, or
+# 3.5 cm more free length on the 3.5 m horizon (default weights).
+NEAR_TIE_SCORE = 0.01
+
+
+def direction_margin(free: np.ndarray, clearance: np.ndarray, deadband_per_m: float,
+                     config: ReactiveConfig = ReactiveConfig()) -> np.ndarray:
+    """Per frame ((N, K) free lengths and clearances of the fan): how much the memoryless best
+    arc outscores the best arc of another direction (right / straight within `deadband_per_m` /
+    left). A small margin is a near-tie: the expert's direction there hangs on a few
+    centimetres of free length or clearance, which no camera resolves reliably."""
+    if free.shape[-1] != len(config.curvatures):
+        raise ValueError(f'direction_margin: {free.shape[-1]} arcs per frame, the expert config '
+                         f'has {len(config.curvatures)}')
+    curvatures = config.curvatures
+    direction = np.where(curvatures > deadband_per_m, 1, np.where(curvatures < -deadband_per_m, -1, 0))
+    score = arc_scores(free, clearance, 0.0, replace(config, smooth_weight=0.0))
+    best = score.max(axis=-1, keepdims=True)
+    best_direction = direction[score.argmax(axis=-1)][..., None]
+    other = np.where(direction == best_direction, -np.inf, score).max(axis=-1, keepdims=True)
+    return (best - other)[..., 0]
+
+
 def choose_arc(free: np.ndarray, clearance: np.ndarray, previous_curvature: float, config: ReactiveConfig,
                max_yaw_rate_rps: float, turn_direction: float = 0.0) -> ArcChoice:
     """Best arc of the fan given its free distances and clearances; turn in place when all are short.
@@ -194,10 +230,7 @@ def choose_arc(free: np.ndarray, clearance: np.ndarray, previous_curvature: floa
     """
     curvatures = config.curvatures
     k_max = config.max_curvature_per_m
-    score = (np.minimum(free, config.horizon_m) / config.horizon_m
-             + config.clearance_weight * clearance / config.clearance_cap_m
-             - config.straight_weight * np.abs(curvatures) / k_max
-             - config.smooth_weight * np.abs(curvatures - previous_curvature) / (2 * k_max))
+    score = arc_scores(free, clearance, previous_curvature, config)
     best = int(np.argmax(score))
     if free[best] < config.stop_distance_m:
         if turn_direction == 0.0:
