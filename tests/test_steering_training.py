@@ -174,6 +174,10 @@ def test_near_tie_metrics_split_the_misses_by_how_decisive_the_expert_was():
     assert m['direction_accuracy_decisive'] == pytest.approx(2 / 3)  # frames 0, 2 right; 4 wrong
     assert m['direction_misses_near_tie'] == pytest.approx(2 / 3)
     assert 'direction_accuracy_decisive' not in steering_metrics(predicted, target, 0.05)
+    # All near-ties (a tiny smoke set): nothing to report for the others, and no NaN in metrics
+    # (export refuses non-finite metrics).
+    m = steering_metrics(predicted, target, 0.05, near_tie=np.ones(5, bool))
+    assert 'direction_accuracy_decisive' not in m and all(np.isfinite(v) for v in m.values())
 
 
 def test_avoid_rate_counts_steering_away_from_the_obstacle_side():

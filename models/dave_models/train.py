@@ -139,8 +139,8 @@ def steering_metrics(predicted: np.ndarray, target: np.ndarray, deadband: float,
     if near_tie is not None:
         misses = predicted_class != true_class
         metrics['direction_near_tie_fraction'] = float(np.mean(near_tie))
-        metrics['direction_accuracy_decisive'] = (float(np.mean(~misses[~near_tie]))
-                                                  if (~near_tie).any() else math.nan)
+        if (~near_tie).any():  # undefined when every frame is a near-tie (tiny sets); left out
+            metrics['direction_accuracy_decisive'] = float(np.mean(~misses[~near_tie]))
         metrics['direction_misses_near_tie'] = float(np.mean(near_tie[misses])) if misses.any() else 0.0
     if obstacle_ahead is not None:
         near = obstacle_ahead != 0
@@ -668,11 +668,11 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
                     TIMING_TOLERANCE_FRAMES, record['val_direction_accuracy_straight_baseline'],
                     record.get('val_avoid_rate', math.nan), record.get('val_avoid_rate_expert', math.nan),
                     record['train_samples_per_s'], ' *best*' if improved else '')
-        if 'val_direction_accuracy_decisive' in record:
+        if 'val_direction_near_tie_fraction' in record:
             logger.info('epoch %d: %.0f %% of held-out frames are near-ties of the expert (holding %.0f %% '
                         'of the misses); direction accuracy on the others %.3f', epoch,
-                        100 * record['val_direction_near_tie_fraction'],
-                        100 * record['val_direction_misses_near_tie'], record['val_direction_accuracy_decisive'])
+                        100 * record['val_direction_near_tie_fraction'], 100 * record['val_direction_misses_near_tie'],
+                        record.get('val_direction_accuracy_decisive', math.nan))
         if 'val_expert_direction_accuracy' in record:
             logger.info('epoch %d against the expert label: val MAE %.4f 1/m, direction accuracy %.3f',
                         epoch, record['val_expert_mae'], record['val_expert_direction_accuracy'])

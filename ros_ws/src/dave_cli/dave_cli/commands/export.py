@@ -11,6 +11,8 @@ import argparse
 import importlib
 import logging
 
+from dave_cli import logs
+
 # Heavy (torch) module imported in run() only, so `dave --help` stays fast.
 EXPORTER = 'dave_models.export'
 
@@ -21,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    logs.configure()
     try:
         exporter = importlib.import_module(EXPORTER)
     except ImportError as exc:

@@ -12,6 +12,8 @@ import argparse
 import importlib
 import logging
 
+from dave_cli import logs
+
 # task -> (torch-free module with add_arguments, trainer module with run(args), help).
 TASKS: dict[str, tuple[str, str, str]] = {
     'steering': ('dave_models.train_config', 'dave_models.train',
@@ -33,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    logs.configure()
     if getattr(args, '_import_error', None):
         logging.getLogger(__name__).error('dave train %s is unavailable (%s)', args.task,
                                           args._import_error)
