@@ -32,6 +32,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from dave_core import logs
 from dave_core.atomic_file import atomic_write_bytes
 from dave_core.preprocess import PreprocessSpec, crop_resize
 
@@ -399,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument('inputs', nargs='+', help='data set directories')
     merge.add_argument('--out', required=True, help='new directory for the merged data set')
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    logs.configure()
     log = logging.getLogger(__name__)
     try:
         manifest = merge_datasets(args.inputs, args.out)

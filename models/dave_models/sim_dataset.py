@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from tqdm import tqdm
 
+from dave_core import logs
 from dave_core.seeds import parse_seed_list
 from dave_models.datasets import DatasetError, Samples, ShardWriter, load_manifest, read_shard
 if TYPE_CHECKING:
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # The program entry point (not library code) picks headless rendering unless told otherwise.
     os.environ.setdefault('MUJOCO_GL', 'egl')
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    logs.configure()
     try:
         config = SimDatasetConfig(args.frames_per_world, args.camera_rate_hz, args.cruise_speed,
                                   not args.no_dart_noise, args.max_episode_s, args.expert,

@@ -38,6 +38,7 @@ from typing import Iterable
 
 import numpy as np
 
+from dave_core import logs
 from dave_core import recording as rec
 from dave_core import stereo_geometry
 from dave_core.atomic_file import atomic_write
@@ -444,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--labels', choices=LABEL_SOURCES, default='gt',
                         help='gt: simulator ground truth; stereo: labels from stereo geometry (default: gt)')
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    logs.configure()
     try:
         data = build_dataset(args.data, args.cache, frame_stride=args.frame_stride, labels=args.labels)
     except TraversabilityDataError as exc:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dave_core import logs
 from dave_core import recording as rec
 from dave_core.atomic_file import atomic_write, atomic_write_text
 from dave_core.onnx_runner import MODEL_LOAD_ERRORS
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                         help='draw a contact sheet PNG: left | truth | stereo labels | network')
     parser.add_argument('--json', type=Path, default=None, help='also write the figures here')
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    logs.configure()
     try:
         wanted = set(parse_seed_list(args.seeds))
         segmenter = TraversabilitySegmenter.load(args.model)

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import logging
 
-from dave_cli import logs
+from dave_core import logs
 
 # Heavy (torch) module imported in run() only, so `dave --help` stays fast.
 EXPORTER = 'dave_models.export'

@@ -12,7 +12,7 @@ import argparse
 import importlib
 import logging
 
-from dave_cli import logs
+from dave_core import logs
 
 # task -> (torch-free module with add_arguments, trainer module with run(args), help).
 TASKS: dict[str, tuple[str, str, str]] = {
