@@ -34,7 +34,8 @@ STEERING_TRAIN=("${STEERING[@]}" --epochs 6 --perception "$OUT/train/traversabil
 # loss too, ten times slower than the steering layers. The shipped model reads its arcs by
 # direction (right/straight/left first), the expert's own discrete choice.
 FINETUNE=("${STEERING[@]}" --epochs 3 --lr 3e-4 --perception-lr 1e-4 --arc-readout direction)
-FINETUNE_MORE=("${STEERING[@]}" --epochs 2 --lr 3e-4 --perception-lr 1e-4 --arc-readout direction)
+# It also learns the expert's speed, with a "turn in place" output for when it is boxed in.
+FINETUNE_MORE=("${STEERING[@]}" --epochs 2 --lr 3e-4 --perception-lr 1e-4 --arc-readout direction --predict-speed)
 TRAV_EVAL_SEEDS=30-35
 EVAL=(--seeds 40-47 --duration 45)
 if [[ "${REPRODUCE_SMOKE:-0}" == 1 ]]; then
@@ -47,7 +48,7 @@ if [[ "${REPRODUCE_SMOKE:-0}" == 1 ]]; then
     STEERING=(--val-seeds 2 --dry-run --batch-size 4 --head arcs)
     STEERING_TRAIN=("${STEERING[@]}" --perception "$OUT/train/traversability/last.pt")
     FINETUNE=("${STEERING[@]}" --perception-lr 1e-4 --arc-readout direction)
-    FINETUNE_MORE=("${STEERING[@]}" --perception-lr 1e-4 --arc-readout direction)
+    FINETUNE_MORE=("${STEERING[@]}" --perception-lr 1e-4 --arc-readout direction --predict-speed)
     TRAV_EVAL_SEEDS=2
     EVAL=(--seeds 2 --duration 1)
 fi

@@ -11,7 +11,7 @@ import yaml
 
 os.environ.setdefault('MUJOCO_GL', 'egl')
 
-from dave_core.autopilot import SteeringPilot  # noqa: E402
+from dave_core.autopilot import Pace, SteeringPilot  # noqa: E402
 from dave_core.command import Command, CommandLimits  # noqa: E402
 from dave_sim.model_drive import ModelDriveConfig, drive_model  # noqa: E402
 from dave_sim.world import Obstacle, Pose2D, World, WorldConfig, generate_world  # noqa: E402
@@ -48,6 +48,7 @@ def test_defaults_are_the_stacks_launch_defaults():
                        if 'arg' in item and item['arg']['name'] == 'camera_rate_hz')
     config = ModelDriveConfig()
     assert config.cruise_speed_mps == steering['cruise_speed_mps']
+    assert Pace(**steering['pace']) == Pace()  # dave eval --offline's pilot uses the defaults
     assert config.camera_rate_hz == float(camera_rate)
     assert config.limits == CommandLimits(**limits)
 

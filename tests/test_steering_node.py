@@ -1,5 +1,6 @@
 """Steering from pixels to proposal: the autopilot core (no ROS) and the node on real DDS."""
 import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -28,13 +29,28 @@ def _pair(width=320, height=240):
             RNG.integers(0, 256, (height, width, 3), dtype=np.uint8))
 
 
-def test_pilot_turns_curvature_into_yaw_rate_at_cruise_speed():
+def _start_view(seed=3):
+    """The stereo pair a generated world's start pose shows (the simulator's camera, rendered)."""
+    from dave_sim.simulator import Simulator
+    from dave_sim.world import generate_world
+
+    with Simulator(generate_world(seed)) as sim:
+        frame = sim.render()
+    return frame.left, frame.right
+
+
+def test_pilot_drives_the_models_curvature_at_its_speed_up_to_cruise_speed():
     pilot = SteeringPilot.from_file(MODELS / 'steering.onnx', cruise_speed_mps=0.5)
-    left, right = _pair()
+    assert pilot.predictor.model.output_names == ['curvature_per_m', 'speed_mps']  # the shipped model's
+    left, right = _start_view()  # open ground ahead: it drives
+    output = pilot.predictor.predict(left, right)
     command = pilot.propose(left, right)
-    curvature = pilot.predictor.predict(left, right).curvature_per_m
-    assert command.linear_mps == pytest.approx(0.5)
-    assert command.angular_rps == pytest.approx(0.5 * curvature, rel=1e-5)
+    assert output.speed_mps >= pilot.pace.turn_in_place_below_mps
+    assert command.linear_mps == pytest.approx(min(0.5, max(pilot.pace.min_speed_mps, output.speed_mps)))
+    assert command.angular_rps == pytest.approx(command.linear_mps * output.curvature_per_m, rel=1e-5)
+    left, right = _pair()  # noise: whatever it proposes is a speed it was trained to give, or a turn
+    command = pilot.propose(left, right)
+    assert 0 <= command.linear_mps <= 0.5 and math.isfinite(command.angular_rps)
 
 
 def test_bgr_input_is_converted_not_misread():
@@ -109,7 +125,7 @@ def test_node_proposes_for_pairs_and_stops_on_a_bad_encoding(graph):
         publish('rgb8', 10)
         good = list(proposals)
         assert len(good) >= 5
-        assert all(p.twist.linear.x > 0 for p in good)
+        assert all(p.twist.linear.x > 0 or p.twist.angular.z != 0 for p in good)  # drive or turn in place
         proposals.clear()
         publish('mono8', 10)
         assert len(proposals) >= 5

@@ -6,6 +6,7 @@ drives the real simulator's expert for a few frames to check the shard generator
 """
 import argparse
 import json
+import math
 
 import numpy as np
 import pytest
@@ -483,6 +484,61 @@ def test_init_with_aux_weight_adds_the_auxiliary_head_to_the_checkpoint_trunk(tm
     # Starting from the model with the head and no --aux-weight keeps it (unused) rather than failing.
     assert _run(train_command, ['steering', *common, '--out', str(tmp_path / 'again'),
                                 '--init', str(tmp_path / 'aux' / 'last.pt')]) == 0
+
+
+def test_init_with_predict_speed_adds_a_speed_output_to_the_trained_head(tmp_path):
+    data = _arc_dataset(tmp_path / 'data')  # speed label 1.0 m/s everywhere
+    common = ['--data', str(data), '--dry-run', '--batch-size', '4', '--threads', '1', '--val-seeds', '2',
+              '--head', 'arcs']
+    assert _run(train_command, ['steering', *common, '--out', str(tmp_path / 'first')]) == 0
+    assert _run(train_command, ['steering', *common, '--out', str(tmp_path / 'speed'), '--predict-speed',
+                                '--lr', '1e-9', '--init', str(tmp_path / 'first' / 'last.pt')]) == 0
+    first = torch.load(tmp_path / 'first' / 'last.pt', weights_only=True)
+    tuned = torch.load(tmp_path / 'speed' / 'last.pt', weights_only=True)
+    assert not first['model_config']['predict_speed'] and tuned['model_config']['predict_speed']
+    # The arc rows are the checkpoint's; the new rows start at the mean moving speed and at
+    # the log-odds of turning in place (never, here: clipped to 0.1 %).
+    old, new = first['state_dict'], tuned['state_dict']
+    assert new['out.weight'].shape[0] == old['out.weight'].shape[0] + 2
+    assert torch.allclose(new['out.weight'][:-2], old['out.weight'], atol=1e-6)
+    assert new['out.bias'][-2].item() == pytest.approx(1.0, abs=1e-3)
+    assert new['out.bias'][-1].item() == pytest.approx(math.log(1e-3 / (1 - 1e-3)), abs=1e-2)
+    metrics = tuned['metrics']
+    assert metrics['val_speed_mae'] < 0.05  # a constant label, started at its mean
+    assert 'val_turn_in_place_recall' not in metrics  # no frame of the label turns in place
+    export_checkpoint(tmp_path / 'speed' / 'last.pt', tmp_path / 'steering.onnx')
+    assert OnnxModel.load(tmp_path / 'steering.onnx').output_names == ['curvature_per_m', 'speed_mps']
+
+
+def test_turn_in_place_logit_zeroes_the_speed_and_is_trained_on_the_experts_zero_speeds():
+    from dave_models.train import steering_loss
+    from dave_models.train_config import SteeringTrainConfig
+
+    config = SteeringNetConfig(predict_speed=True, turn_in_place=True)
+    model = SteeringNet(config).eval()
+    with torch.no_grad():
+        model.out.bias[2] = 10.0  # the logit fires everywhere
+        curvature, speed = model(torch.randn(2, 6, 66, 200))
+    assert speed.abs().max() == 0.0
+    outputs = {'curvature': torch.zeros(2, 1), 'speed_raw': torch.tensor([[0.5], [0.5]]),
+               'turn_in_place_logit': torch.tensor([[-20.0], [20.0]])}
+    targets = {'curvature': np.zeros(2, np.float32), 'speed': np.array([0.5, 0.0], np.float32)}
+    train_config = SteeringTrainConfig(data='d', out='o')
+    # Right on both: the moving frame's speed, the boxed-in frame's logit; the raw speed of a
+    # frame that turns in place is not trained.
+    assert steering_loss(outputs, targets, config, train_config, torch.device('cpu')).item() < 1e-6
+    with pytest.raises(ValueError, match='turn_in_place needs predict_speed'):
+        SteeringNetConfig(turn_in_place=True)
+
+
+def test_speed_metrics_score_turn_in_place_by_the_pilots_threshold():
+    from dave_models.train import speed_metrics
+
+    target = np.array([0.0, 0.0, 0.5, 0.8])  # the expert turns in place on the first two frames
+    metrics = speed_metrics(np.array([0.05, 0.3, 0.1, 0.8]), target)
+    assert metrics['speed_mae'] == pytest.approx((0.05 + 0.3 + 0.4 + 0.0) / 4)
+    assert metrics['turn_in_place_recall'] == 0.5 and metrics['turn_in_place_precision'] == 0.5
+    assert speed_metrics(np.array([0.5]), np.array([0.6])).keys() == {'speed_mae'}
 
 
 def test_direction_readout_picks_the_most_probable_direction_then_its_mean_arc():

@@ -46,6 +46,9 @@ class SteeringNetConfig:
     fc: tuple[int, ...] = (100, 50, 10)
     dropout: float = 0.2  # on the first FC layers only; the data sets here are small
     predict_speed: bool = False
+    # With predict_speed: one more output, a "turn in place" logit (the expert's speed label is 0
+    # when it is boxed in); the speed output is 0 where it fires, else the regressed speed.
+    turn_in_place: bool = False
     # Curvature labels are ~0.1 1/m; the head predicts curvature / scale so its raw output
     # is ~1, which keeps the last layer's initial gradients in a sane range.
     curvature_scale: float = 0.5
@@ -64,6 +67,8 @@ class SteeringNetConfig:
             raise ValueError(f'SteeringNetConfig.head: unknown {self.head!r} (known: {", ".join(HEADS)})')
         if self.head == 'arcs' and len(self.arc_curvatures) < 3:
             raise ValueError('SteeringNetConfig: the arcs head needs arc_curvatures (at least 3)')
+        if self.turn_in_place and not self.predict_speed:
+            raise ValueError('SteeringNetConfig.turn_in_place needs predict_speed')
         if self.arc_readout not in ARC_READOUTS:
             raise ValueError(f'SteeringNetConfig.arc_readout: unknown {self.arc_readout!r} '
                              f'(known: {", ".join(ARC_READOUTS)})')
@@ -137,7 +142,7 @@ class SteeringNet(nn.Module):
             width = size
         self.head = nn.Sequential(*head)
         curvature_outputs = len(config.arc_curvatures) if config.head == 'arcs' else 1
-        self.out = nn.Linear(width, curvature_outputs + int(config.predict_speed))
+        self.out = nn.Linear(width, curvature_outputs + int(config.predict_speed) + int(config.turn_in_place))
         nn.init.zeros_(self.out.bias)
         nn.init.normal_(self.out.weight, std=0.01)  # start near "drive straight" (or a flat softmax)
         if config.head == 'arcs':
@@ -178,7 +183,8 @@ class SteeringNet(nn.Module):
         return (out['curvature'],)
 
     def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """All outputs: curvature (B, 1), and as configured speed (B, 1), arc_logits (B, K),
+        """All outputs: curvature (B, 1), and as configured speed (B, 1; speed_raw before the turn in
+        place logit, turn_in_place_logit (B, 1)), arc_logits (B, K),
         aux (B, 2K: normalized free lengths, then clearances)."""
         hidden = self.head[:3](self.features(self.perceive(x)))  # flatten, first FC, ReLU
         y = self.out(self.head[3:](hidden))
@@ -195,7 +201,11 @@ class SteeringNet(nn.Module):
             k = 1
             out['curvature'] = y[:, 0:1] * self.config.curvature_scale
         if self.config.predict_speed:
-            out['speed'] = y[:, k:k + 1]
+            out['speed'] = out['speed_raw'] = y[:, k:k + 1]
+            if self.config.turn_in_place:
+                out['turn_in_place_logit'] = y[:, k + 1:k + 2]
+                out['speed'] = torch.where(out['turn_in_place_logit'] > 0, torch.zeros_like(y[:, k:k + 1]),
+                                           out['speed_raw'])
         if self.config.aux_arcs:
             out['aux'] = self.aux(hidden)
         return out

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from dave_core.atomic_file import atomic_write, atomic_write_text
+from dave_core.autopilot import Pace
 from dave_core.preprocess import COLOR_SPACES, PreprocessSpec, to_network_input
 from dave_core.seeds import parse_seed_list
 from dave_models.augment import AugmentConfig, ViewGeometry, augment
@@ -291,7 +292,15 @@ def steering_loss(outputs: dict[str, torch.Tensor], targets: dict[str, np.ndarra
             loss = loss + config.direction_weight * F.nll_loss(side_log_p, classes)
     else:
         loss = F.mse_loss(outputs['curvature'][:, 0], tensor('curvature'))
-    if net_config.predict_speed:
+    if net_config.predict_speed and net_config.turn_in_place:
+        spin = tensor('speed') < Pace().turn_in_place_below_mps
+        moving = (~spin).float()
+        squared = (outputs['speed_raw'][:, 0] - tensor('speed')) ** 2
+        loss = loss + config.speed_weight * (squared * moving).sum() / moving.sum().clamp(min=1.0)
+        loss = loss + TURN_IN_PLACE_WEIGHT * F.binary_cross_entropy_with_logits(
+            outputs['turn_in_place_logit'][:, 0], spin.float(),
+            pos_weight=torch.tensor(TURN_IN_PLACE_POS_WEIGHT, device=device))
+    elif net_config.predict_speed:
         loss = loss + config.speed_weight * F.mse_loss(outputs['speed'][:, 0], tensor('speed'))
     if net_config.aux_arcs:
         mask = tensor('aux_mask')
@@ -346,6 +355,25 @@ def expert_near_ties(data: CachedSet, used: np.ndarray, deadband: float) -> np.n
         return None
 
 
+# The "turn in place" loss (binary cross-entropy of the logit): its weight, and the weight of its
+# rare positives (about 1 % of the reactive expert's frames).
+TURN_IN_PLACE_WEIGHT = 1.0
+TURN_IN_PLACE_POS_WEIGHT = 5.0
+
+
+def speed_metrics(predicted: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """Speed MAE, and how well "turn in place" (a speed below the pilot's threshold; the expert's
+    label is 0 there) is found: recall and precision, each left out when undefined."""
+    below = Pace().turn_in_place_below_mps
+    metrics = {'speed_mae': float(np.mean(np.abs(predicted - target)))}
+    spin_true, spin_pred = target < below, predicted < below
+    if spin_true.any():
+        metrics['turn_in_place_recall'] = float((spin_pred & spin_true).sum() / spin_true.sum())
+    if spin_pred.any():
+        metrics['turn_in_place_precision'] = float((spin_pred & spin_true).sum() / spin_pred.sum())
+    return metrics
+
+
 @torch.no_grad()
 def evaluate(model: SteeringNet, data: CachedSet, spec: PreprocessSpec, batch_size: int,
              deadband: float, device: torch.device, max_batches: int | None = None,
@@ -355,7 +383,7 @@ def evaluate(model: SteeringNet, data: CachedSet, spec: PreprocessSpec, batch_si
     model.eval()
     order = np.arange(len(data))
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)][:max_batches]
-    predicted, target, expert, speed_err = [], [], [], []
+    predicted, target, expert, speed_pred, speed_true = [], [], [], [], []
     for indices in batches:
         inputs, targets = make_batch(data, indices, spec, None, None, label=label)
         outputs = model.forward_train(torch.from_numpy(inputs).to(device))
@@ -363,7 +391,8 @@ def evaluate(model: SteeringNet, data: CachedSet, spec: PreprocessSpec, batch_si
         target.append(targets['curvature'])
         expert.append(targets['expert'])
         if 'speed' in outputs and 'speed' in targets:
-            speed_err.append(np.abs(outputs['speed'][:, 0].cpu().numpy() - targets['speed']))
+            speed_pred.append(outputs['speed'][:, 0].cpu().numpy())
+            speed_true.append(targets['speed'])
     used = np.concatenate(batches)
     ahead = data.obstacle_ahead[used] if data.obstacle_ahead is not None else None
     metrics = steering_metrics(np.concatenate(predicted), np.concatenate(target), deadband, ahead,
@@ -371,8 +400,8 @@ def evaluate(model: SteeringNet, data: CachedSet, spec: PreprocessSpec, batch_si
     if label != 'expert':
         vs_expert = steering_metrics(np.concatenate(predicted), np.concatenate(expert), deadband)
         metrics.update({f'expert_{k}': vs_expert[k] for k in ('mae', 'rmse', 'direction_accuracy')})
-    if speed_err:
-        metrics['speed_mae'] = float(np.mean(np.concatenate(speed_err)))
+    if speed_pred:
+        metrics.update(speed_metrics(np.concatenate(speed_pred), np.concatenate(speed_true)))
     return {f'val_{k}': v for k, v in metrics.items()}
 
 
@@ -434,6 +463,20 @@ def load_perception(path: str) -> tuple[PreprocessSpec, dict[str, Any]]:
     return spec, checkpoint
 
 
+def speed_rows(state: dict[str, torch.Tensor], model: SteeringNet, speed: np.ndarray) -> dict[str, torch.Tensor]:
+    """`state`'s last layer with the new model's speed and turn-in-place rows appended: small
+    weights, and as biases the mean speed of the moving frames and the log-odds of turning in
+    place, so the new outputs start at their best constants and their early loss does not pull
+    the trained layers away (a fresh auxiliary head did; steering card)."""
+    weight, bias = state['out.weight'], state['out.bias']
+    rows = model.out.weight.detach()[-2:].to(weight.dtype)  # SteeringNet's own small initialization
+    spin = speed < Pace().turn_in_place_below_mps
+    share = float(np.clip(spin.mean(), 1e-3, 1 - 1e-3))
+    moving = float(speed[~spin].mean()) if (~spin).any() else 0.0
+    return {'out.weight': torch.cat([weight, rows]),
+            'out.bias': torch.cat([bias, torch.tensor([moving, math.log(share / (1 - share))], dtype=bias.dtype)])}
+
+
 def load_init(path: str) -> dict[str, Any]:
     """The steering checkpoint --init starts from."""
     return _read_checkpoint('--init', path, CHECKPOINT_FORMAT)
@@ -489,6 +532,7 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
         raise TrainingError(f'--head arcs / --aux-weight: {config.data} records no arc fan '
                             f'(source.arc_curvatures; written by sim_dataset --expert reactive)')
     perception = init = None
+    grow_speed = False
     perception_record: dict[str, str] = {}  # what the checkpoint says of the embedded perception
     if config.perception and config.init:
         raise TrainingError('--init and --perception: a perception checkpoint given to --init brings '
@@ -497,7 +541,8 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
         spec, perception = load_perception(config.perception)
         perception_record = {'data_id': perception['data_id'], 'path': str(Path(config.perception).resolve())}
     net_config = SteeringNetConfig(height=spec.height, width=spec.width,
-                                   predict_speed=config.predict_speed, head=config.head,
+                                   predict_speed=config.predict_speed, turn_in_place=config.predict_speed,
+                                   head=config.head,
                                    arc_curvatures=tuple(arcs) if config.head == 'arcs' else (),
                                    arc_readout=config.arc_readout,
                                    aux_arcs=len(arcs) if config.aux_weight > 0 else 0,
@@ -514,6 +559,9 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
         perception_record = dict(init.get('perception') or {})
         if config.aux_weight > 0 and not net_config.aux_arcs:  # a new auxiliary head on the old trunk
             net_config = replace(net_config, aux_arcs=len(arcs))
+        grow_speed = config.predict_speed and not net_config.predict_speed
+        if grow_speed:  # speed and turn-in-place outputs added to the trained head (two more rows)
+            net_config = replace(net_config, predict_speed=True, turn_in_place=True)
         net_config = replace(net_config, arc_readout=config.arc_readout)  # no weights: free to change
     if config.direction_weight > 0 and net_config.head != 'arcs':
         raise TrainingError(f'--direction-weight: only the arcs head has direction probabilities '
@@ -566,7 +614,10 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
     if perception is not None and resume is None:
         model.perception.load_state_dict(perception['state_dict'])
     if init is not None and resume is None:
-        missing, unexpected = model.load_state_dict(init['state_dict'], strict=False)
+        state = dict(init['state_dict'])
+        if grow_speed:
+            state.update(speed_rows(state, model, train_set.speed))
+        missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or any(not key.startswith('aux.') for key in missing):
             raise TrainingError(f'--init: {config.init} does not fit its own model_config '
                                 f'(missing {missing[:3]}, unexpected {unexpected[:3]})')
@@ -673,6 +724,11 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
                         'of the misses); direction accuracy on the others %.3f', epoch,
                         100 * record['val_direction_near_tie_fraction'], 100 * record['val_direction_misses_near_tie'],
                         record.get('val_direction_accuracy_decisive', math.nan))
+        if 'val_speed_mae' in record:
+            logger.info('epoch %d: speed MAE %.3f m/s; turn in place found %s of the time, right %s of the '
+                        'times it is predicted', epoch, record['val_speed_mae'],
+                        *(f'{record[key]:.2f}' if key in record else 'n/a'
+                          for key in ('val_turn_in_place_recall', 'val_turn_in_place_precision')))
         if 'val_expert_direction_accuracy' in record:
             logger.info('epoch %d against the expert label: val MAE %.4f 1/m, direction accuracy %.3f',
                         epoch, record['val_expert_mae'], record['val_expert_direction_accuracy'])

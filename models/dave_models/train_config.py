@@ -86,7 +86,9 @@ class SteeringTrainConfig:
                                         'direction accuracy scores')
     aux_weight: float = opt(0.0, 'weight of the auxiliary loss predicting each arc\'s free length '
                                   'and clearance (privileged labels in the data); 0 = no aux head')
-    predict_speed: bool = opt(False, 'also regress the expert target speed (needs speed labels)')
+    predict_speed: bool = opt(False, 'also predict the expert\'s speed (needs speed labels): a regressed speed '
+                              'and a "turn in place" logit (speed 0 where it fires); with --init, '
+                              'both are added to the checkpoint\'s head')
     speed_weight: float = opt(0.1, 'weight of the speed loss (m/s errors are ~10x curvature ones)')
     dry_run: bool = opt(False, 'one epoch of at most 2 batches: checks the whole path quickly')
     resume: str | None = opt(None, 'continue from a checkpoint (default OUT/last.pt when given '

@@ -15,7 +15,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from dave_core.autopilot import SteeringPilot
+from dave_core.autopilot import Pace, SteeringPilot
 from dave_core.command import Command
 from dave_core.stereo_sync import StereoSynchronizer
 from dave_nodes.conversions import ImageConversionError, image_to_numpy
@@ -31,7 +31,8 @@ class SteeringNodeConfig:
         'description': 'directory holding MODEL_NAME.onnx and its MODEL_NAME.json sidecar'})
     model_name: str = field(default='steering', metadata={'description': 'model file stem in model_dir'})
     cruise_speed_mps: float = field(default=0.8, metadata={
-        'description': 'forward speed when the model does not predict one [m/s]'})
+        'description': 'forward speed when the model does not predict one, else its upper bound [m/s]'})
+    pace: Pace = Pace()  # how a model's predicted speed is used (pace.* parameters)
     max_stereo_skew_s: float = field(default=0.005, metadata={
         'description': 'largest left/right stamp difference still paired [s]'})
     onnx_threads: int = field(default=1, metadata={'description': 'onnxruntime intra-op threads'})
@@ -52,7 +53,7 @@ class SteeringNode(Node):
         model_path = Path(cfg.model_dir).expanduser() / f'{cfg.model_name}.onnx'
         try:
             self.pilot = SteeringPilot.from_file(model_path, cruise_speed_mps=cfg.cruise_speed_mps,
-                                                 onnx_threads=cfg.onnx_threads)
+                                                 onnx_threads=cfg.onnx_threads, pace=cfg.pace)
         except (OSError, ValueError) as exc:
             raise NodeStartupError(f'steering model {model_path}: {exc}') from None
         self.get_logger().info(f'loaded {model_path}')
