@@ -271,6 +271,14 @@ def side_masks(arcs: tuple[float, ...], device: str) -> torch.Tensor:
     return arc_sides(torch.tensor(arcs, device=device)).bool()
 
 
+# A speed label below the pilot's threshold is the expert turning in place (its label is 0 there).
+TURN_IN_PLACE_BELOW_MPS = Pace().turn_in_place_below_mps
+# The "turn in place" loss (binary cross-entropy of the logit): its weight, and the weight of its
+# rare positives (about 1 % of the reactive expert's frames).
+TURN_IN_PLACE_WEIGHT = 1.0
+TURN_IN_PLACE_POS_WEIGHT = 5.0
+
+
 def steering_loss(outputs: dict[str, torch.Tensor], targets: dict[str, np.ndarray],
                   net_config: SteeringNetConfig, config: SteeringTrainConfig,
                   device: torch.device) -> torch.Tensor:
@@ -293,7 +301,7 @@ def steering_loss(outputs: dict[str, torch.Tensor], targets: dict[str, np.ndarra
     else:
         loss = F.mse_loss(outputs['curvature'][:, 0], tensor('curvature'))
     if net_config.predict_speed and net_config.turn_in_place:
-        spin = tensor('speed') < Pace().turn_in_place_below_mps
+        spin = tensor('speed') < TURN_IN_PLACE_BELOW_MPS
         moving = (~spin).float()
         squared = (outputs['speed_raw'][:, 0] - tensor('speed')) ** 2
         loss = loss + config.speed_weight * (squared * moving).sum() / moving.sum().clamp(min=1.0)
@@ -355,16 +363,10 @@ def expert_near_ties(data: CachedSet, used: np.ndarray, deadband: float) -> np.n
         return None
 
 
-# The "turn in place" loss (binary cross-entropy of the logit): its weight, and the weight of its
-# rare positives (about 1 % of the reactive expert's frames).
-TURN_IN_PLACE_WEIGHT = 1.0
-TURN_IN_PLACE_POS_WEIGHT = 5.0
-
-
 def speed_metrics(predicted: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """Speed MAE, and how well "turn in place" (a speed below the pilot's threshold; the expert's
     label is 0 there) is found: recall and precision, each left out when undefined."""
-    below = Pace().turn_in_place_below_mps
+    below = TURN_IN_PLACE_BELOW_MPS
     metrics = {'speed_mae': float(np.mean(np.abs(predicted - target)))}
     spin_true, spin_pred = target < below, predicted < below
     if spin_true.any():
@@ -470,7 +472,7 @@ def speed_rows(state: dict[str, torch.Tensor], model: SteeringNet, speed: np.nda
     the trained layers away (a fresh auxiliary head did; steering card)."""
     weight, bias = state['out.weight'], state['out.bias']
     rows = model.out.weight.detach()[-2:].to(weight.dtype)  # SteeringNet's own small initialization
-    spin = speed < Pace().turn_in_place_below_mps
+    spin = speed < TURN_IN_PLACE_BELOW_MPS
     share = float(np.clip(spin.mean(), 1e-3, 1 - 1e-3))
     moving = float(speed[~spin].mean()) if (~spin).any() else 0.0
     return {'out.weight': torch.cat([weight, rows]),
