@@ -59,13 +59,13 @@ from dave_models.datasets import CachedSet, load_cached, load_manifest, split_by
 from dave_models.steering_net import PERCEPTION_CONVS, PERCEPTION_FC, SteeringNet, SteeringNetConfig, arc_sides
 from dave_models.train_config import SteeringTrainConfig, add_arguments, config_from_args
 from dave_models.distributed import DistributedContext, run_distributed
-from dave_models.training import TrainingError, load_resume, package_version, train_batches
+from dave_models.training import (DRY_RUN_BATCHES, EpochPlan, TrainingError, load_resume, optimizer_step,
+                                  package_version, restore, save_checkpoint, train_batches)
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 'dave-steering-checkpoint'
 CHECKPOINT_VERSION = 1
-DRY_RUN_BATCHES = 2
 PRECISE_BN_BATCHES = 50  # 3,200 frames at batch 64: BatchNorm statistics to within ~2 %
 
 
@@ -629,49 +629,33 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
         groups.append({'params': list(model.perception.parameters()), 'lr': config.perception_lr})
     model = model.to(device)
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
-    epochs = 1 if config.dry_run else config.epochs
-    steps_per_epoch = len(ddp.shard(train_batches(len(train_set), config.batch_size, np.random.default_rng(0))))
-    if config.dry_run:
-        steps_per_epoch = min(steps_per_epoch, DRY_RUN_BATCHES)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+    plan = EpochPlan.make(len(train_set), config.batch_size, config.seed, config.epochs, config.dry_run, ddp)
+    scheduler = plan.cosine_schedule(optimizer)
     history: list[dict[str, float]] = []
     best_mae = math.inf
     start_epoch = 0
     if resume is not None:
-        model.load_state_dict(resume['state_dict'])
-        optimizer.load_state_dict(resume['optimizer'])
-        scheduler.load_state_dict(resume['scheduler'])
-        scheduler.T_max = epochs * steps_per_epoch  # --epochs may have grown since the first run
-        history = list(resume['history'])
+        history, start_epoch = restore(resume, model, optimizer, scheduler, plan)
         best_mae = float(resume['best_val_mae'])
-        start_epoch = int(resume['epoch'])
         logger.info('resuming after epoch %d (best val MAE %.4f)', start_epoch, best_mae)
     augment_config, geometry = augment_setup(config, manifest.source, spec)
     logger.info('augmentation: %s', augment_config)
     # After resume (DDP broadcasts rank 0's weights); a head the loss may not use has no gradient.
     trained = ddp.wrap(_TrainingOutputs(model), device, find_unused_parameters=True)
 
-    for epoch in range(start_epoch + 1, epochs + 1):
+    for epoch in range(start_epoch + 1, plan.epochs + 1):
         model.train()
-        rng = np.random.default_rng([config.seed, epoch])  # per epoch: a resumed run gets the same batches
-        batches = ddp.shard(train_batches(len(train_set), config.batch_size, rng))[:steps_per_epoch]
+        batches, rng = plan.batches(epoch, ddp)
         epoch_start = time.perf_counter()
         losses = []
-        bar = tqdm(batches, desc=f'epoch {epoch}/{epochs}', unit='batch', disable=None if ddp.is_main else True,
-                   leave=False)
+        bar = tqdm(batches, desc=f'epoch {epoch}/{plan.epochs}', unit='batch',
+                   disable=None if ddp.is_main else True, leave=False)
         for indices in bar:
             inputs, targets = make_batch(train_set, indices, spec, rng, augment_config, geometry,
                                          config.label, aux_scale)
             outputs = trained(torch.from_numpy(inputs).to(device))
-            loss = steering_loss(outputs, targets, net_config, config, device)
-            if not torch.isfinite(loss):
-                raise TrainingError(f'epoch {epoch}: loss became {loss.item()}; nothing was saved '
-                                    f'for this epoch (try a lower --lr)')
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
+            losses.append(optimizer_step(steering_loss(outputs, targets, net_config, config, device),
+                                         optimizer, scheduler, epoch))
             bar.set_postfix(loss=f'{losses[-1]:.4g}')
         train_seconds = time.perf_counter() - epoch_start
         train_loss = ddp.mean(float(np.mean(losses)))
@@ -704,9 +688,7 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
             'init': str(Path(config.init).resolve()) if config.init else '',
             'created_by': f'dave_models {package_version()} train.py (torch {torch.__version__})',
         }
-        atomic_write(out / 'last.pt', lambda tmp: torch.save(checkpoint, tmp))
-        if improved:
-            atomic_write(out / 'best.pt', lambda tmp: torch.save(checkpoint, tmp))
+        save_checkpoint(out, checkpoint, improved)
         save_learning_curve(history, out / 'learning_curve.png')
         summary = {'data_id': manifest.data_id, 'train_worlds': train_seeds, 'val_worlds': val_seeds,
                    'train_frames': len(train_set), 'val_frames': len(val_set),
@@ -740,7 +722,7 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
         return json.loads((out / 'metrics.json').read_text())
     ddp.barrier()
     if not history:
-        raise TrainingError(f'nothing to do: the checkpoint already has {start_epoch} of {epochs} epochs')
+        raise TrainingError(f'nothing to do: the checkpoint already has {start_epoch} of {plan.epochs} epochs')
     return json.loads((out / 'metrics.json').read_text())
 
 

@@ -1,12 +1,23 @@
-"""Pieces every training loop of dave shares: errors, batching, resuming, the package version."""
+"""Pieces every training loop of dave shares: errors, batching, the schedule, resuming, one
+optimizer step, checkpoint files, the package version."""
 from __future__ import annotations
 
 import importlib.metadata
+import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from dave_core.atomic_file import atomic_write
+
+if TYPE_CHECKING:  # distributed imports this module
+    from dave_models.distributed import DistributedContext
+
+# Batches per epoch (and per validation) of a --dry-run.
+DRY_RUN_BATCHES = 2
 
 
 class TrainingError(RuntimeError):
@@ -40,3 +51,77 @@ def load_resume(resume: str | None, out: Path, checkpoint_format: str) -> dict[s
     if not isinstance(checkpoint, dict) or checkpoint.get('format') != checkpoint_format:
         raise TrainingError(f'--resume: {path} is not a {checkpoint_format}')
     return checkpoint
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """How many epochs and optimizer steps a run takes, and which batches each epoch gets.
+
+    Every process takes the same number of steps (DDP all-reduces each one), and an epoch's
+    batches depend only on the seed and the epoch, so a resumed run sees what it would have seen.
+    """
+
+    epochs: int
+    steps_per_epoch: int
+    samples: int
+    batch_size: int
+    seed: int
+
+    @classmethod
+    def make(cls, samples: int, batch_size: int, seed: int, epochs: int, dry_run: bool,
+             ddp: DistributedContext) -> EpochPlan:
+        steps = len(ddp.shard(train_batches(samples, batch_size, np.random.default_rng(0))))
+        if dry_run:
+            return cls(1, min(steps, DRY_RUN_BATCHES), samples, batch_size, seed)
+        return cls(epochs, steps, samples, batch_size, seed)
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    def batches(self, epoch: int, ddp: DistributedContext) -> tuple[list[np.ndarray], np.random.Generator]:
+        """This process's batches of `epoch` and the generator that drew them (augmentations
+        draw from it next)."""
+        rng = np.random.default_rng([self.seed, epoch])
+        return ddp.shard(train_batches(self.samples, self.batch_size, rng))[:self.steps_per_epoch], rng
+
+    def cosine_schedule(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.CosineAnnealingLR:
+        """The learning rate falls along a cosine over the whole run, step by step."""
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.total_steps)
+
+
+def restore(resume: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: torch.optim.lr_scheduler.CosineAnnealingLR,
+            plan: EpochPlan) -> tuple[list[dict[str, float]], int]:
+    """Load a `--resume` checkpoint's weights, optimizer and schedule; its history and last epoch."""
+    model.load_state_dict(resume['state_dict'])
+    optimizer.load_state_dict(resume['optimizer'])
+    scheduler.load_state_dict(resume['scheduler'])
+    # --epochs may have grown since the first run. The scheduler steps each rate by a ratio from
+    # the current one, so a run that ended at the bottom of its cosine (rate 0) would stay there:
+    # put the rate where the longer cosine is at this step.
+    scheduler.T_max = plan.total_steps
+    progress = math.cos(math.pi * min(scheduler.last_epoch, plan.total_steps) / plan.total_steps)
+    for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs):
+        group['lr'] = scheduler.eta_min + (base_lr - scheduler.eta_min) * (1 + progress) / 2
+    return list(resume['history']), int(resume['epoch'])
+
+
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                   scheduler: torch.optim.lr_scheduler.LRScheduler, epoch: int) -> float:
+    """One step on `loss`, refused when it is not finite (nothing of the epoch is saved then)."""
+    if not torch.isfinite(loss):
+        raise TrainingError(f'epoch {epoch}: loss became {loss.item()}; nothing was saved '
+                            f'for this epoch (try a lower --lr)')
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
+
+
+def save_checkpoint(out: Path, checkpoint: dict[str, Any], improved: bool) -> None:
+    """OUT/last.pt every epoch, OUT/best.pt when the held-out score improved; each written whole."""
+    atomic_write(out / 'last.pt', lambda tmp: torch.save(checkpoint, tmp))
+    if improved:
+        atomic_write(out / 'best.pt', lambda tmp: torch.save(checkpoint, tmp))

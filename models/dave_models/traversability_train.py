@@ -65,14 +65,14 @@ from dave_models.traversability_net import TraversabilityNet, TraversabilityNetC
 from dave_models.traversability_train_config import (TraversabilityTrainConfig, add_arguments,
                                                      config_from_args)
 from dave_models.distributed import DistributedContext, run_distributed
-from dave_models.training import TrainingError, load_resume, package_version, train_batches
+from dave_models.training import (DRY_RUN_BATCHES, EpochPlan, TrainingError, load_resume, optimizer_step,
+                                  package_version, restore, save_checkpoint)
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 'dave-traversability-checkpoint'
 CHECKPOINT_VERSION = 1
 TASK = 'traversability'
-DRY_RUN_BATCHES = 2
 SCORED_CLASSES = (CLASS_IDS['traversable'], CLASS_IDS['obstacle'])
 CLASS_NAMES = {i: name for name, i in CLASS_IDS.items()}
 # Held-out mIoU(0/1) against ground truth the model card asks of each label source (issue #4).
@@ -331,41 +331,32 @@ def _train(config: TraversabilityTrainConfig, ddp: DistributedContext) -> dict[s
     torch.manual_seed(config.seed)
     model = TraversabilityNet(net_config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    epochs = 1 if config.dry_run else config.epochs
-    steps_per_epoch = len(ddp.shard(train_batches(len(train_set), config.batch_size, np.random.default_rng(0))))
-    if config.dry_run:
-        steps_per_epoch = min(steps_per_epoch, DRY_RUN_BATCHES)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+    plan = EpochPlan.make(len(train_set), config.batch_size, config.seed, config.epochs, config.dry_run, ddp)
+    scheduler = plan.cosine_schedule(optimizer)
     history: list[dict[str, float]] = []
     best_miou = -math.inf
     start_epoch = 0
     train_minutes = 0.0
     if resume is not None:
-        model.load_state_dict(resume['state_dict'])
-        optimizer.load_state_dict(resume['optimizer'])
-        scheduler.load_state_dict(resume['scheduler'])
-        scheduler.T_max = epochs * steps_per_epoch  # --epochs may have grown since the first run
-        history = list(resume['history'])
+        history, start_epoch = restore(resume, model, optimizer, scheduler, plan)
         best_miou = float(resume['best_val_miou'])
-        start_epoch = int(resume['epoch'])
         train_minutes = float(resume.get('train_minutes', 0.0))
         logger.info('resuming after epoch %d (best held-out mIoU %.4f)', start_epoch, best_miou)
     loss_weights = torch.from_numpy(weights).to(device)
     trained = ddp.wrap(model, device)  # after resume: DDP broadcasts rank 0's weights
 
-    for epoch in range(start_epoch + 1, epochs + 1):
+    for epoch in range(start_epoch + 1, plan.epochs + 1):
         # The mean over processes: every process must take the same decision (DDP).
         if config.max_minutes and ddp.mean(train_minutes) >= config.max_minutes:
             logger.info('stopping before epoch %d: %.1f of %.1f minutes of training used', epoch,
                         train_minutes, config.max_minutes)
             break
         model.train()
-        rng = np.random.default_rng([config.seed, epoch])  # per epoch: a resumed run gets the same batches
-        batches = ddp.shard(train_batches(len(train_set), config.batch_size, rng))[:steps_per_epoch]
+        batches, rng = plan.batches(epoch, ddp)
         epoch_start = time.perf_counter()
         losses = []
-        bar = tqdm(batches, desc=f'epoch {epoch}/{epochs}', unit='batch', disable=None if ddp.is_main else True,
-                   leave=False)
+        bar = tqdm(batches, desc=f'epoch {epoch}/{plan.epochs}', unit='batch',
+                   disable=None if ddp.is_main else True, leave=False)
         for indices in bar:
             inputs, labels = make_batch(train_set, indices, spec, rng, config.augment)
             labelled = bool((labels != IGNORE).any())
@@ -378,15 +369,9 @@ def _train(config: TraversabilityTrainConfig, ddp: DistributedContext) -> dict[s
                                        ignore_index=IGNORE)
             else:  # DDP: every process must join every step's gradient all-reduce, with zero here
                 loss = logits.sum() * 0.0
-            if not torch.isfinite(loss):
-                raise TrainingError(f'epoch {epoch}: loss became {loss.item()}; nothing was saved '
-                                    f'for this epoch (try a lower --lr)')
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
+            value = optimizer_step(loss, optimizer, scheduler, epoch)
             if labelled:
-                losses.append(loss.item())
+                losses.append(value)
                 bar.set_postfix(loss=f'{losses[-1]:.4g}')
         train_seconds = time.perf_counter() - epoch_start
         train_minutes += train_seconds / 60.0
@@ -418,9 +403,7 @@ def _train(config: TraversabilityTrainConfig, ddp: DistributedContext) -> dict[s
             'train_minutes': train_minutes, 'train_config': asdict(config),
             'created_by': f'dave_models {package_version()} traversability_train.py (torch {torch.__version__})',
         }
-        atomic_write(out / 'last.pt', lambda tmp: torch.save(checkpoint, tmp))
-        if improved:
-            atomic_write(out / 'best.pt', lambda tmp: torch.save(checkpoint, tmp))
+        save_checkpoint(out, checkpoint, improved)
         save_learning_curve(history, out / 'learning_curve.png', val_reference, MIOU_BAR[config.labels])
         summary = {'data_id': data.data_id, 'label_source': config.labels, 'val_reference': val_reference,
                    'train_labelled_share': float(np.mean(train_set.labels != IGNORE)),
@@ -447,7 +430,7 @@ def _train(config: TraversabilityTrainConfig, ddp: DistributedContext) -> dict[s
         return json.loads((out / 'metrics.json').read_text())
     ddp.barrier()
     if not history or int(history[-1]['epoch']) <= start_epoch:
-        raise TrainingError(f'nothing to do: the checkpoint already has {start_epoch} of {epochs} epochs')
+        raise TrainingError(f'nothing to do: the checkpoint already has {start_epoch} of {plan.epochs} epochs')
     return json.loads((out / 'metrics.json').read_text())
 
 

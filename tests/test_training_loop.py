@@ -1,0 +1,78 @@
+"""The training loops' shared plan: batches per epoch and process, dry runs, the schedule, resuming."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dave_models.distributed import DistributedContext
+from dave_models.training import (DRY_RUN_BATCHES, EpochPlan, TrainingError, optimizer_step, restore,
+                                  train_batches)
+
+
+def test_an_epochs_batches_depend_only_on_seed_and_epoch():
+    plan = EpochPlan.make(100, 8, seed=3, epochs=4, dry_run=False, ddp=DistributedContext())
+    assert (plan.epochs, plan.steps_per_epoch, plan.total_steps) == (4, 12, 48)
+    first, _ = plan.batches(2, DistributedContext())
+    again, _ = plan.batches(2, DistributedContext())  # what a run resumed after epoch 1 draws
+    other, _ = plan.batches(3, DistributedContext())
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+    assert sorted(np.concatenate(first).tolist()) == sorted(set(np.concatenate(first).tolist()))
+
+
+def test_every_process_takes_the_same_number_of_steps_and_no_frame_twice():
+    plan = EpochPlan.make(100, 8, seed=0, epochs=2, dry_run=False, ddp=DistributedContext(0, 3))
+    shards = [plan.batches(1, DistributedContext(rank, 3))[0] for rank in range(3)]
+    assert [len(s) for s in shards] == [plan.steps_per_epoch] * 3 == [4] * 3
+    frames = np.concatenate([b for s in shards for b in s])
+    assert len(frames) == len(set(frames.tolist()))
+
+
+def test_a_dry_run_is_one_short_epoch():
+    plan = EpochPlan.make(1000, 8, seed=0, epochs=9, dry_run=True, ddp=DistributedContext())
+    assert (plan.epochs, plan.steps_per_epoch) == (1, DRY_RUN_BATCHES)
+    assert len(plan.batches(1, DistributedContext())[0]) == DRY_RUN_BATCHES
+    assert len(train_batches(5, 8, np.random.default_rng(0))) == 1  # fewer frames than a batch: one batch
+
+
+def _trained(plan: EpochPlan, steps: int):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    scheduler = plan.cosine_schedule(optimizer)
+    for _ in range(steps):
+        optimizer_step(model(torch.ones(4, 3)).square().mean(), optimizer, scheduler, epoch=1)
+    return model, optimizer, scheduler
+
+
+def test_restore_continues_the_schedule_over_grown_epochs():
+    short = EpochPlan.make(16, 8, seed=0, epochs=1, dry_run=False, ddp=DistributedContext())
+    model, optimizer, scheduler = _trained(short, short.total_steps)
+    checkpoint = {'state_dict': model.state_dict(), 'optimizer': optimizer.state_dict(),
+                  'scheduler': scheduler.state_dict(), 'history': [{'epoch': 1.0}], 'epoch': 1}
+    longer = EpochPlan.make(16, 8, seed=0, epochs=2, dry_run=False, ddp=DistributedContext())
+    fresh, fresh_optimizer, fresh_scheduler = _trained(longer, 0)
+    history, start_epoch = restore(checkpoint, fresh, fresh_optimizer, fresh_scheduler, longer)
+    assert (history, start_epoch) == ([{'epoch': 1.0}], 1)
+    assert torch.equal(fresh.weight, model.weight)
+    assert fresh_scheduler.T_max == longer.total_steps == 4
+    # The 1-epoch run ended its cosine at rate 0; the resumed one goes on along the longer cosine,
+    # exactly as a 2-epoch run from the start does.
+    assert optimizer.param_groups[0]['lr'] == pytest.approx(0.0, abs=1e-12)
+    straight, straight_optimizer, straight_scheduler = _trained(longer, 2)
+    for step in (2, 3):
+        assert fresh_optimizer.param_groups[0]['lr'] == pytest.approx(straight_optimizer.param_groups[0]['lr'])
+        assert fresh_optimizer.param_groups[0]['lr'] == pytest.approx(0.05 * (1 + math.cos(math.pi * step / 4)))
+        optimizer_step(fresh(torch.ones(4, 3)).square().mean(), fresh_optimizer, fresh_scheduler, epoch=2)
+        optimizer_step(straight(torch.ones(4, 3)).square().mean(), straight_optimizer, straight_scheduler,
+                       epoch=2)
+
+
+def test_a_non_finite_loss_is_refused_before_any_weight_moves():
+    plan = EpochPlan.make(16, 8, seed=0, epochs=1, dry_run=False, ddp=DistributedContext())
+    model, optimizer, scheduler = _trained(plan, 0)
+    before = model.weight.detach().clone()
+    with pytest.raises(TrainingError, match='epoch 5: loss became nan'):
+        optimizer_step(model(torch.ones(1, 3)).sum() * float('nan'), optimizer, scheduler, epoch=5)
+    assert torch.equal(model.weight, before)
