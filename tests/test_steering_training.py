@@ -7,6 +7,7 @@ drives the real simulator's expert for a few frames to check the shard generator
 import argparse
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from dave_core.preprocess import PreprocessSpec, preprocess_stereo
 from dave_core.seeds import parse_seed_list
 from dave_core.steering import SteeringPredictor
 from dave_models.datasets import DatasetError, Samples, ShardWriter, load_manifest, read_shard, split_by_world
+from dave_models import export as export_module
 from dave_models.export import PARITY_ATOL, ExportError, export_checkpoint
 from dave_models.steering_net import SteeringNet, SteeringNetConfig
 from dave_models.train import direction_classes, steering_metrics
@@ -254,6 +256,19 @@ def test_dry_run_resume_export_and_runtime(dataset, tmp_path):
     assert _run(export_command, [str(tmp_path / 'junk.pt'), '--out', str(tmp_path / 'x.onnx')]) == 2
     with pytest.raises(ExportError, match='must end in .onnx'):
         export_checkpoint(out / 'last.pt', tmp_path / 'model.bin')
+
+
+def test_a_failed_export_leaves_the_previous_model_and_sidecar_alone(dataset, tmp_path, monkeypatch):
+    out = tmp_path / 'train'
+    assert _run(train_command, ['steering', '--data', str(dataset), '--out', str(out), '--dry-run',
+                                '--batch-size', '8', '--threads', '1', '--val-seeds', '3']) == 0
+    onnx_path = tmp_path / 'models' / 'steering.onnx'
+    export_checkpoint(out / 'last.pt', onnx_path)
+    before = {path: path.read_bytes() for path in onnx_path.parent.iterdir()}
+    monkeypatch.setattr(export_module, 'PARITY_ATOL', -1.0)  # no graph can pass: the parity check fails
+    with pytest.raises(ExportError, match=re.escape(f'{onnx_path}: output') + '.*differs from torch'):
+        export_checkpoint(out / 'last.pt', onnx_path)
+    assert {path: path.read_bytes() for path in onnx_path.parent.iterdir()} == before
 
 
 def resumed_parameters(checkpoint):

@@ -140,37 +140,56 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, onnx_path: str | os.Pa
     model = SteeringNet(config)
     model.load_state_dict(checkpoint['state_dict'])
     model.eval()
+    onnx_path = _output_path(onnx_path)
+    generator = torch.Generator().manual_seed(seed)
+    example = torch.randn(1, config.in_channels, config.height, config.width, generator=generator)
+    sha256, max_diff = _export_checked(model, example, onnx_path, STEREO_INPUT, list(config.output_names()),
+                                       lambda tmp: _parity(model, tmp, config, generator, onnx_path))
+    return _write_sidecar_and_reload(build_contract(checkpoint, config, onnx_path.stem, sha256), onnx_path,
+                                     model, max_diff)
+
+
+def _output_path(onnx_path: str | os.PathLike) -> Path:
+    """`--out`, checked to name an .onnx file; its folder is made."""
     onnx_path = Path(onnx_path)
     if onnx_path.suffix != '.onnx':
         raise ExportError(f'--out {onnx_path}: the model file name must end in .onnx')
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    generator = torch.Generator().manual_seed(seed)
-    example = torch.randn(1, config.in_channels, config.height, config.width, generator=generator)
+    return onnx_path
 
+
+def _export_checked(model: torch.nn.Module, example: torch.Tensor, onnx_path: Path, input_name: str,
+                    output_names: list[str], parity: Callable[[Path], float]) -> tuple[str, float]:
+    """Export to a temporary file, run onnx.checker and `parity` (max |onnxruntime - torch|) on it;
+    only a model that passed every check replaces `onnx_path`. Its sha256 and the parity figure."""
     checked: dict[str, object] = {}
 
     def export_and_check(tmp: Path) -> None:
-        _torch_export(model, example, tmp, STEREO_INPUT, list(config.output_names()))
+        _torch_export(model, example, tmp, input_name, output_names)
         onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
-        checked['max_diff'] = _parity(model, tmp, config, generator)
+        checked['max_diff'] = parity(tmp)
         checked['sha256'] = file_sha256(tmp)  # the bytes that will be shipped
 
-    # Only a model that passed every check replaces `onnx_path`.
     atomic_write(onnx_path, export_and_check)
-    contract = build_contract(checkpoint, config, onnx_path.stem, str(checked['sha256']))
-    max_diff = float(checked['max_diff'])
+    return str(checked['sha256']), float(checked['max_diff'])
+
+
+def _write_sidecar_and_reload(contract: ModelContract, onnx_path: Path, model: torch.nn.Module,
+                              max_diff: float) -> ExportReport:
+    """Write the sidecar, then load the pair back exactly as the stack will, so a contract/graph
+    mismatch fails here, not on the car."""
     sidecar = write_sidecar(contract, sidecar_path_for(onnx_path))
-    # Load it back exactly as the stack will, so a contract/graph mismatch fails here, not on the car.
-    OnnxModel.load(onnx_path, expected_task=STEERING_TASK)
+    OnnxModel.load(onnx_path, expected_task=contract.task)
     report = ExportReport(onnx_path, sidecar, max_diff, model.num_parameters(), onnx_path.stat().st_size)
     logger.info('exported %s (%d parameters, %.2f MiB), onnxruntime vs torch max |diff| %.2e',
                 onnx_path, report.parameters, report.size_bytes / 2**20, max_diff)
     return report
 
 
-def _parity(model: SteeringNet, path: Path, config: SteeringNetConfig,
-            generator: torch.Generator) -> float:
-    """Max |onnxruntime - torch| over random inputs; ExportError beyond the tolerance."""
+def _parity(model: SteeringNet, path: Path, config: SteeringNetConfig, generator: torch.Generator,
+            target: Path) -> float:
+    """Max |onnxruntime - torch| over random inputs of the graph at `path`; beyond the tolerance an
+    ExportError naming `target`, the file it was to become."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
@@ -182,9 +201,9 @@ def _parity(model: SteeringNet, path: Path, config: SteeringNetConfig,
         actual = session.run(None, {STEREO_INPUT: x.numpy()})
         for name, e, a in zip(config.output_names(), expected, actual):
             if a.shape != e.shape:
-                raise ExportError(f'{path}: output {name!r} has shape {a.shape}, torch gives {e.shape}')
+                raise ExportError(f'{target}: output {name!r} has shape {a.shape}, torch gives {e.shape}')
             if not np.allclose(a, e, atol=PARITY_ATOL, rtol=PARITY_RTOL):
-                raise ExportError(f'{path}: output {name!r} differs from torch by '
+                raise ExportError(f'{target}: output {name!r} differs from torch by '
                                   f'{np.max(np.abs(a - e)):.3g} (tolerance {PARITY_ATOL} + '
                                   f'{PARITY_RTOL} x |value|)')
             worst = max(worst, float(np.max(np.abs(a - e))))
@@ -201,8 +220,9 @@ SEGMENTATION_MAX_ARGMAX_MISMATCH = 1e-3  # share of pixels
 
 
 def _traversability_parity(model: torch.nn.Module, path: Path, shape: tuple[int, ...],
-                           generator: torch.Generator) -> float:
-    """Max |onnxruntime - torch| of the logits over random inputs; ExportError beyond tolerance."""
+                           generator: torch.Generator, target: Path) -> float:
+    """Max |onnxruntime - torch| of the logits over random inputs of the graph at `path`; beyond
+    the tolerance an ExportError naming `target`, the file it was to become."""
     import onnxruntime as ort
 
     from dave_core.segmentation import IMAGE_INPUT, LOGITS_OUTPUT
@@ -215,15 +235,15 @@ def _traversability_parity(model: torch.nn.Module, path: Path, shape: tuple[int,
             expected = model(x).numpy()
         actual = session.run([LOGITS_OUTPUT], {IMAGE_INPUT: x.numpy()})[0]
         if actual.shape != expected.shape:
-            raise ExportError(f'{path}: output {LOGITS_OUTPUT!r} has shape {actual.shape}, torch '
+            raise ExportError(f'{target}: output {LOGITS_OUTPUT!r} has shape {actual.shape}, torch '
                               f'gives {expected.shape}')
         if not np.allclose(actual, expected, atol=SEGMENTATION_PARITY_ATOL, rtol=SEGMENTATION_PARITY_RTOL):
-            raise ExportError(f'{path}: output {LOGITS_OUTPUT!r} differs from torch by '
+            raise ExportError(f'{target}: output {LOGITS_OUTPUT!r} differs from torch by '
                               f'{np.max(np.abs(actual - expected)):.3g} (tolerance '
                               f'{SEGMENTATION_PARITY_ATOL} + {SEGMENTATION_PARITY_RTOL} x |value|)')
         mismatch = float(np.mean(actual.argmax(1) != expected.argmax(1)))
         if mismatch > SEGMENTATION_MAX_ARGMAX_MISMATCH:
-            raise ExportError(f'{path}: onnxruntime and torch pick different classes on '
+            raise ExportError(f'{target}: onnxruntime and torch pick different classes on '
                               f'{mismatch:.2%} of the pixels')
         worst = max(worst, float(np.max(np.abs(actual - expected))))
     return worst
@@ -245,22 +265,12 @@ def export_traversability_checkpoint(checkpoint_path: str | os.PathLike, onnx_pa
     model = TraversabilityNet(config)
     model.load_state_dict(checkpoint['state_dict'])
     model.eval()
-    onnx_path = Path(onnx_path)
-    if onnx_path.suffix != '.onnx':
-        raise ExportError(f'--out {onnx_path}: the model file name must end in .onnx')
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    onnx_path = _output_path(onnx_path)
     shape = (1, config.in_channels, config.height, config.width)
     generator = torch.Generator().manual_seed(seed)
     example = torch.randn(*shape, generator=generator)
-    checked: dict[str, object] = {}
-
-    def export_and_check(tmp: Path) -> None:
-        _torch_export(model, example, tmp, IMAGE_INPUT, [LOGITS_OUTPUT])
-        onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
-        checked['max_diff'] = _traversability_parity(model, tmp, shape, generator)
-        checked['sha256'] = file_sha256(tmp)
-
-    atomic_write(onnx_path, export_and_check)
+    sha256, max_diff = _export_checked(model, example, onnx_path, IMAGE_INPUT, [LOGITS_OUTPUT],
+                                       lambda tmp: _traversability_parity(model, tmp, shape, generator, onnx_path))
     metrics: dict[str, float | int | str] = {
         k: float(v) for k, v in checkpoint['metrics'].items()
         if (k.startswith('val_') or k in ('epoch', 'train_loss')) and np.isfinite(v)}
@@ -274,18 +284,12 @@ def export_traversability_checkpoint(checkpoint_path: str | os.PathLike, onnx_pa
                             'float32', 'per-pixel class logits at network size; argmax = class id '
                             '(class_ids), upsample to the camera size', ''),),
         channel_order=spec.channel_names(), preprocessing=spec.to_dict(), opset=OPSET,
-        onnx_sha256=str(checked['sha256']), training_data_id=str(checkpoint['data_id']),
+        onnx_sha256=sha256, training_data_id=str(checkpoint['data_id']),
         metrics=metrics, class_ids=dict(checkpoint.get('class_ids') or CLASS_IDS),
         camera=dict(checkpoint['camera']),
         created_by=f'dave_models {package_version()} export.py (torch {torch.__version__}, '
                    f'onnx {onnx.__version__})')
-    sidecar = write_sidecar(contract, sidecar_path_for(onnx_path))
-    OnnxModel.load(onnx_path, expected_task=TRAVERSABILITY_TASK)
-    max_diff = float(checked['max_diff'])
-    report = ExportReport(onnx_path, sidecar, max_diff, model.num_parameters(), onnx_path.stat().st_size)
-    logger.info('exported %s (%d parameters, %.2f MiB), onnxruntime vs torch max |diff| %.2e',
-                onnx_path, report.parameters, report.size_bytes / 2**20, max_diff)
-    return report
+    return _write_sidecar_and_reload(contract, onnx_path, model, max_diff)
 
 
 # checkpoint 'task' -> exporter. Each exporter checks its own checkpoint format.
