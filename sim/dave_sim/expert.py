@@ -82,6 +82,27 @@ class ExpertCommand:
 STOP_COMMAND = ExpertCommand(0.0, 0.0, 0.0, 0.0, 0.0)
 
 
+class DartNoise:
+    """Bounded AR(1) perturbation of a command (Laskey et al. 2017), one sample per call."""
+
+    def __init__(self, config: NoiseConfig, vehicle: VehicleConfig) -> None:
+        self.config = config
+        self.vehicle = vehicle
+        self._rng = np.random.default_rng(config.seed)
+        self._state = np.zeros(2)  # [speed, yaw rate]
+
+    def __call__(self, v: float, w: float) -> tuple[float, float]:
+        n = self.config
+        rho = n.correlation
+        innovation = self._rng.standard_normal(2) * np.array([n.speed_std_mps, n.yaw_rate_std_rps])
+        self._state = rho * self._state + math.sqrt(1 - rho * rho) * innovation
+        dv = float(np.clip(self._state[0], -n.speed_max_mps, n.speed_max_mps))
+        dw = float(np.clip(self._state[1], -n.yaw_rate_max_rps, n.yaw_rate_max_rps))
+        applied_v = min(max(v + dv, 0.0), self.vehicle.max_speed_mps) if v > 0 else 0.0
+        limit = self.vehicle.max_yaw_rate_rps
+        return applied_v, min(max(w + dw, -limit), limit)
+
+
 class ExpertDriver:
     """Plans once from the start, re-plans when the truck strays; `command(state)` at a fixed rate."""
 
@@ -101,8 +122,7 @@ class ExpertDriver:
         self.noise = noise
         self.grid: DistanceGrid = distance_grid(world, config.grid_resolution_m)
         self._goal = np.array(world.goal)
-        self._noise_rng = np.random.default_rng(noise.seed) if noise else None
-        self._noise_state = np.zeros(2)  # [speed, yaw rate]
+        self._noise = DartNoise(noise, vehicle) if noise is not None else None
         self.replans = 0
         self._set_path(self._plan((world.start.x, world.start.y)))
 
@@ -126,7 +146,7 @@ class ExpertDriver:
             closest, offset = self._closest(position)
         self._progress = closest
         v, w, curvature = self._pursue(state, closest)
-        applied_v, applied_w = self._add_noise(v, w)
+        applied_v, applied_w = self._noise(v, w) if self._noise is not None else (v, w)
         return ExpertCommand(v, w, curvature, applied_v, applied_w)
 
     def _plan(self, start_xy: tuple[float, float]) -> np.ndarray:
@@ -191,16 +211,3 @@ class ExpertDriver:
         if abs(v * curvature) > max_w:
             v = max_w / abs(curvature)
         return v, v * curvature, curvature
-
-    def _add_noise(self, v: float, w: float) -> tuple[float, float]:
-        if self.noise is None or self._noise_rng is None:
-            return v, w
-        n = self.noise
-        rho = n.correlation
-        innovation = self._noise_rng.standard_normal(2) * np.array([n.speed_std_mps, n.yaw_rate_std_rps])
-        self._noise_state = rho * self._noise_state + math.sqrt(1 - rho * rho) * innovation
-        dv = float(np.clip(self._noise_state[0], -n.speed_max_mps, n.speed_max_mps))
-        dw = float(np.clip(self._noise_state[1], -n.yaw_rate_max_rps, n.yaw_rate_max_rps))
-        applied_v = min(max(v + dv, 0.0), self.vehicle.max_speed_mps) if v > 0 else 0.0
-        applied_w = min(max(w + dw, -self.vehicle.max_yaw_rate_rps), self.vehicle.max_yaw_rate_rps)
-        return applied_v, applied_w

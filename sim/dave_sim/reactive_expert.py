@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dave_sim.camera import StereoCameraConfig
-from dave_sim.expert import ExpertCommand, NoiseConfig
+from dave_sim.expert import DartNoise, ExpertCommand, NoiseConfig
 from dave_sim.occupancy import FOOTPRINTS, DistanceGrid
 from dave_sim.vehicle import VehicleConfig, VehicleState
 from dave_sim.world import World
@@ -253,27 +253,6 @@ def memoryless_arc(free: np.ndarray, clearance: np.ndarray, config: ReactiveConf
     """The arc `choose_arc` picks from this view alone: no pull towards the previous arc and no
     kept turn-in-place direction. A label that is a function of what the camera sees now."""
     return choose_arc(free, clearance, 0.0, replace(config, smooth_weight=0.0), max_yaw_rate_rps, 0.0)
-
-
-class DartNoise:
-    """Bounded AR(1) perturbation of a command (Laskey et al. 2017), one sample per call."""
-
-    def __init__(self, config: NoiseConfig, vehicle: VehicleConfig) -> None:
-        self.config = config
-        self.vehicle = vehicle
-        self._rng = np.random.default_rng(config.seed)
-        self._state = np.zeros(2)  # [speed, yaw rate]
-
-    def __call__(self, v: float, w: float) -> tuple[float, float]:
-        n = self.config
-        rho = n.correlation
-        innovation = self._rng.standard_normal(2) * np.array([n.speed_std_mps, n.yaw_rate_std_rps])
-        self._state = rho * self._state + math.sqrt(1 - rho * rho) * innovation
-        dv = float(np.clip(self._state[0], -n.speed_max_mps, n.speed_max_mps))
-        dw = float(np.clip(self._state[1], -n.yaw_rate_max_rps, n.yaw_rate_max_rps))
-        applied_v = min(max(v + dv, 0.0), self.vehicle.max_speed_mps) if v > 0 else 0.0
-        limit = self.vehicle.max_yaw_rate_rps
-        return applied_v, min(max(w + dw, -limit), limit)
 
 
 class ReactiveExpert:
