@@ -92,7 +92,8 @@ class SteeringTrainConfig:
     speed_weight: float = opt(0.1, 'weight of the speed loss (m/s errors are ~10x curvature ones)')
     dry_run: bool = opt(False, 'one epoch of at most 2 batches: checks the whole path quickly')
     resume: str | None = opt(None, 'continue from a checkpoint (default OUT/last.pt when given '
-                                    'without a path)', nargs='?', const='')
+                                    'without a path); a larger --epochs extends the finished run, its '
+                                    'learning rate going on along the longer cosine', nargs='?', const='')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
