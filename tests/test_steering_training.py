@@ -227,6 +227,12 @@ def test_dry_run_resume_export_and_runtime(dataset, tmp_path):
                                 '--val-seeds', '3']) == 0
     resumed = torch.load(out / 'last.pt', weights_only=True)
     assert resumed['epoch'] == 2 and [h['epoch'] for h in resumed['history']] == [1.0, 2.0]
+    # Resuming a run that has all its epochs is an error, not a silent success.
+    stamp = (out / 'last.pt').stat().st_mtime_ns
+    assert _run(train_command, ['steering', '--data', str(dataset), '--out', str(out), '--resume',
+                                '--epochs', '2', '--batch-size', '8', '--threads', '1',
+                                '--val-seeds', '3']) == 2
+    assert (out / 'last.pt').stat().st_mtime_ns == stamp
 
     onnx_path = tmp_path / 'models' / 'steering.onnx'
     report = export_checkpoint(out / 'last.pt', onnx_path)

@@ -59,8 +59,8 @@ from dave_models.datasets import CachedSet, load_cached, load_manifest, split_by
 from dave_models.steering_net import PERCEPTION_CONVS, PERCEPTION_FC, SteeringNet, SteeringNetConfig, arc_sides
 from dave_models.train_config import SteeringTrainConfig, add_arguments, config_from_args
 from dave_models.distributed import DistributedContext, run_distributed
-from dave_models.training import (DRY_RUN_BATCHES, EpochPlan, TrainingError, load_resume, optimizer_step,
-                                  package_version, restore, save_checkpoint, train_batches)
+from dave_models.training import (DRY_RUN_BATCHES, EpochPlan, TrainingError, finish, load_resume,
+                                  optimizer_step, package_version, restore, save_checkpoint, train_batches)
 
 logger = logging.getLogger(__name__)
 
@@ -717,13 +717,7 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
             logger.info('epoch %d against the expert label: val MAE %.4f 1/m, direction accuracy %.3f',
                         epoch, record['val_expert_mae'], record['val_expert_direction_accuracy'])
         ddp.barrier()
-    if not ddp.is_main:
-        ddp.barrier()  # rank 0 has written the final metrics.json
-        return json.loads((out / 'metrics.json').read_text())
-    ddp.barrier()
-    if not history:
-        raise TrainingError(f'nothing to do: the checkpoint already has {start_epoch} of {plan.epochs} epochs')
-    return json.loads((out / 'metrics.json').read_text())
+    return finish(out, ddp, history, start_epoch, plan.epochs)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@ optimizer step, checkpoint files, the package version."""
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,3 +126,15 @@ def save_checkpoint(out: Path, checkpoint: dict[str, Any], improved: bool) -> No
     atomic_write(out / 'last.pt', lambda tmp: torch.save(checkpoint, tmp))
     if improved:
         atomic_write(out / 'best.pt', lambda tmp: torch.save(checkpoint, tmp))
+
+
+def finish(out: Path, ddp: DistributedContext, history: list[dict[str, float]], start_epoch: int,
+           epochs: int) -> dict[str, Any]:
+    """The run's OUT/metrics.json once every process is done; an error if no epoch was trained."""
+    if not ddp.is_main:
+        ddp.barrier()  # rank 0 has written the final metrics.json
+        return json.loads((out / 'metrics.json').read_text())
+    ddp.barrier()
+    if not history or int(history[-1]['epoch']) <= start_epoch:
+        raise TrainingError(f'nothing to do: the checkpoint already has {start_epoch} of {epochs} epochs')
+    return json.loads((out / 'metrics.json').read_text())

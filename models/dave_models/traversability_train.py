@@ -65,8 +65,8 @@ from dave_models.traversability_net import TraversabilityNet, TraversabilityNetC
 from dave_models.traversability_train_config import (TraversabilityTrainConfig, add_arguments,
                                                      config_from_args)
 from dave_models.distributed import DistributedContext, run_distributed
-from dave_models.training import (DRY_RUN_BATCHES, EpochPlan, TrainingError, load_resume, optimizer_step,
-                                  package_version, restore, save_checkpoint)
+from dave_models.training import (DRY_RUN_BATCHES, EpochPlan, TrainingError, finish, load_resume,
+                                  optimizer_step, package_version, restore, save_checkpoint)
 
 logger = logging.getLogger(__name__)
 
@@ -425,13 +425,7 @@ def _train(config: TraversabilityTrainConfig, ddp: DistributedContext) -> dict[s
                         record['val_far_iou_traversable'], record['val_far_iou_obstacle'],
                         record.get('val_stereo_far_miou', math.nan))
         ddp.barrier()
-    if not ddp.is_main:
-        ddp.barrier()  # rank 0 has written the final metrics.json
-        return json.loads((out / 'metrics.json').read_text())
-    ddp.barrier()
-    if not history or int(history[-1]['epoch']) <= start_epoch:
-        raise TrainingError(f'nothing to do: the checkpoint already has {start_epoch} of {plan.epochs} epochs')
-    return json.loads((out / 'metrics.json').read_text())
+    return finish(out, ddp, history, start_epoch, plan.epochs)
 
 
 def run(args: argparse.Namespace) -> int:
