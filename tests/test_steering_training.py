@@ -712,6 +712,10 @@ def test_perception_steering_keeps_the_network_frozen_and_exports_one_graph(data
     pair = synthetic_world(9, 1)
     output = SteeringPredictor.load(onnx_path).predict(pair.left[0], pair.right[0])
     assert np.isfinite(output.curvature_per_m)
+    # Resumed without repeating --perception, the run keeps that record (the sidecar's data id).
+    assert _run(train_command, ['steering', '--data', str(dataset), '--out', str(out), '--resume', '--epochs', '2',
+                                '--batch-size', '4', '--threads', '1', '--val-seeds', '3']) == 0
+    assert torch.load(out / 'last.pt', weights_only=True)['perception']['data_id'] == 'trav-test'
 
 
 def test_fine_tuning_from_init_trains_the_perception_weights_but_not_its_statistics(dataset, tmp_path, caplog):

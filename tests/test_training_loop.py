@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from dave_models.distributed import DistributedContext
-from dave_models.training import (DRY_RUN_BATCHES, EpochPlan, TrainingError, optimizer_step, restore,
-                                  train_batches)
+from dave_models.training import (DRY_RUN_BATCHES, EpochPlan, TrainingError, load_resume, optimizer_step,
+                                  restore, train_batches)
 
 
 def test_an_epochs_batches_depend_only_on_seed_and_epoch():
@@ -76,3 +76,58 @@ def test_a_non_finite_loss_is_refused_before_any_weight_moves():
     with pytest.raises(TrainingError, match='epoch 5: loss became nan'):
         optimizer_step(model(torch.ones(1, 3)).sum() * float('nan'), optimizer, scheduler, epoch=5)
     assert torch.equal(model.weight, before)
+
+
+def test_restore_follows_the_new_plan_when_the_batch_size_changed():
+    small_batches = EpochPlan.make(32, 4, seed=0, epochs=4, dry_run=False, ddp=DistributedContext())
+    model, optimizer, scheduler = _trained(small_batches, 2 * small_batches.steps_per_epoch)  # 2 epochs, 16 steps
+    checkpoint = {'state_dict': model.state_dict(), 'optimizer': optimizer.state_dict(),
+                  'scheduler': scheduler.state_dict(), 'history': [{'epoch': 1.0}, {'epoch': 2.0}], 'epoch': 2}
+    big_batches = EpochPlan.make(32, 8, seed=0, epochs=4, dry_run=False, ddp=DistributedContext())  # 16 steps in all
+    fresh, fresh_optimizer, fresh_scheduler = _trained(big_batches, 0)
+    restore(checkpoint, fresh, fresh_optimizer, fresh_scheduler, big_batches)
+    # Half way through the run by epochs, so half way down the cosine (not at its end, which the
+    # checkpoint's 16 steps would say), and the rate reaches 0 with the last step of epoch 4.
+    assert fresh_optimizer.param_groups[0]['lr'] == pytest.approx(0.05)
+    for _ in range(2 * big_batches.steps_per_epoch):
+        optimizer_step(fresh(torch.ones(4, 3)).square().mean(), fresh_optimizer, fresh_scheduler, epoch=3)
+    assert fresh_optimizer.param_groups[0]['lr'] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_more_processes_than_batches_is_refused():
+    with pytest.raises(TrainingError, match='1 batch.* fewer than the 2 processes: lower --batch-size'):
+        EpochPlan.make(6, 8, seed=0, epochs=1, dry_run=False, ddp=DistributedContext(0, 2))
+
+
+def _checkpoint_file(path, fmt='dave-test-checkpoint'):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({'format': fmt, 'epoch': 1}, path)
+    return path
+
+
+@pytest.mark.parametrize('damage, message', [
+    (lambda p: p.write_bytes(b'junk'), 'is not a readable checkpoint'),
+    (lambda p: p.write_bytes(_checkpoint_file(p).read_bytes()[:100]), 'is not a readable checkpoint'),
+    (lambda p: _checkpoint_file(p, 'something-else'), 'is not a dave-test-checkpoint'),
+    (lambda p: None, 'not found'),
+])
+def test_a_bad_resume_checkpoint_is_one_error_naming_it(tmp_path, damage, message):
+    path = tmp_path / 'run' / 'last.pt'
+    path.parent.mkdir()
+    damage(path)
+    with pytest.raises(TrainingError, match=f'--resume: {path}.*{message}|--resume: {path} {message}'):
+        load_resume(str(path), tmp_path / 'run', 'dave-test-checkpoint')
+
+
+def test_resume_never_replaces_another_run(tmp_path):
+    first = _checkpoint_file(tmp_path / 'first' / 'last.pt')
+    _checkpoint_file(tmp_path / 'second' / 'last.pt')
+    with pytest.raises(TrainingError, match='--out .*second holds another run'):
+        load_resume(str(first), tmp_path / 'second', 'dave-test-checkpoint')
+    with pytest.raises(TrainingError, match='already holds last.pt; pass --resume'):
+        load_resume(None, tmp_path / 'second', 'dave-test-checkpoint')
+    # Its own directory (by path or by default), or an empty one, is fine.
+    assert load_resume(str(first), tmp_path / 'first', 'dave-test-checkpoint')['epoch'] == 1
+    assert load_resume('', tmp_path / 'first', 'dave-test-checkpoint')['epoch'] == 1
+    assert load_resume(str(first), tmp_path / 'empty', 'dave-test-checkpoint')['epoch'] == 1
+    assert load_resume(None, tmp_path / 'empty', 'dave-test-checkpoint') is None

@@ -314,7 +314,7 @@ def test_dry_run_writes_checkpoint_metrics_and_curve(trained):
     assert 0.0 <= record['val_pixel_accuracy'] <= 1.0 and np.isfinite(record['train_loss'])
 
 
-def test_resume_continues_the_same_run(collection, tmp_path):
+def test_resume_continues_the_same_run(collection, tmp_path, caplog):
     args = ['--data', str(collection), '--out', str(tmp_path / 'run'), '--cache', str(tmp_path / 'cache'),
             '--val-seeds', '5', '--batch-size', '8', '--no-augment']
     assert train_main(args + ['--epochs', '1']) == 0
@@ -323,6 +323,10 @@ def test_resume_continues_the_same_run(collection, tmp_path):
     assert train_main(args + ['--epochs', '2', '--resume']) == 0
     history = json.loads((tmp_path / 'run' / 'metrics.json').read_text())['history']
     assert [h['epoch'] for h in history] == [1.0, 2.0] and history[0] == first[0]
+    assert torch.load(tmp_path / 'run' / 'last.pt', weights_only=True)['epoch'] == 2
+    # A training-time budget that the checkpoint has used up says so (not "nothing to do").
+    assert train_main(args + ['--epochs', '3', '--resume', '--max-minutes', '1e-9']) == 2
+    assert '--max-minutes 1e-09: the checkpoint has used' in caplog.text
     assert torch.load(tmp_path / 'run' / 'last.pt', weights_only=True)['epoch'] == 2
 
 

@@ -60,7 +60,8 @@ from dave_models.steering_net import PERCEPTION_CONVS, PERCEPTION_FC, SteeringNe
 from dave_models.train_config import SteeringTrainConfig, add_arguments, config_from_args
 from dave_models.distributed import DistributedContext, run_distributed
 from dave_models.training import (DRY_RUN_BATCHES, EpochPlan, TrainingError, finish, load_resume,
-                                  optimizer_step, package_version, restore, save_checkpoint, train_batches)
+                                  optimizer_step, package_version, read_checkpoint, restore,
+                                  save_checkpoint, train_batches)
 
 logger = logging.getLogger(__name__)
 
@@ -457,7 +458,7 @@ def load_perception(path: str) -> tuple[PreprocessSpec, dict[str, Any]]:
     The traversability network sees the full image resized to its size, normalized its way; the
     steering input is that for both views (PreprocessSpec with no crop equals its spec).
     """
-    checkpoint = _read_checkpoint('--perception', path, PERCEPTION_FORMAT)
+    checkpoint = read_checkpoint('--perception', path, PERCEPTION_FORMAT)
     seg = checkpoint['preprocess']
     spec = PreprocessSpec(crop_top=0.0, crop_bottom=0.0, height=int(seg['height']), width=int(seg['width']),
                           color_space=seg['color_space'], interpolation=seg['interpolation'],
@@ -481,20 +482,7 @@ def speed_rows(state: dict[str, torch.Tensor], model: SteeringNet, speed: np.nda
 
 def load_init(path: str) -> dict[str, Any]:
     """The steering checkpoint --init starts from."""
-    return _read_checkpoint('--init', path, CHECKPOINT_FORMAT)
-
-
-def _read_checkpoint(flag: str, path: str, expected_format: str) -> dict[str, Any]:
-    """A checkpoint of `expected_format` given to `flag`, or one TrainingError naming the file."""
-    try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except FileNotFoundError:
-        raise TrainingError(f'{flag}: {path} not found') from None
-    except Exception as exc:  # torch raises many types for a truncated or foreign file
-        raise TrainingError(f'{flag}: {path} is not a readable checkpoint ({type(exc).__name__})') from None
-    if not isinstance(checkpoint, dict) or checkpoint.get('format') != expected_format:
-        raise TrainingError(f'{flag}: {path} is not a {expected_format}')
-    return checkpoint
+    return read_checkpoint('--init', path, CHECKPOINT_FORMAT)
 
 
 class _TrainingOutputs(torch.nn.Module):
@@ -536,6 +524,7 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
     perception = init = None
     grow_speed = False
     perception_record: dict[str, str] = {}  # what the checkpoint says of the embedded perception
+    init_path = str(Path(config.init).resolve()) if config.init else ''
     if config.perception and config.init:
         raise TrainingError('--init and --perception: a perception checkpoint given to --init brings '
                             'its own traversability network; pass one of them')
@@ -575,9 +564,6 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
         raise TrainingError('--perception-lr: the model has no traversability network to train '
                             '(give --perception, or --init with a perception model)')
     resume = load_resume(config.resume, out, CHECKPOINT_FORMAT)
-    if resume is None and (out / 'last.pt').exists():
-        raise TrainingError(f'--out: {out} already holds last.pt; pass --resume to continue it '
-                            f'or choose another directory (a new run must not replace it)')
     if resume is not None:
         if resume['data_id'] != manifest.data_id:
             raise TrainingError(f'--resume: checkpoint was trained on {resume["data_id"]}, '
@@ -586,6 +572,9 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
             raise TrainingError('--resume: the held-out worlds differ from the checkpoint\'s')
         net_config = SteeringNetConfig.from_dict(resume['model_config'])
         spec = PreprocessSpec.from_dict(resume['preprocess'])
+        # What the run started from stays on record (export puts it in the sidecar's data id).
+        perception_record = dict(resume.get('perception') or {})
+        init_path = resume.get('init', '')
 
     torch.manual_seed(config.seed)
     started = time.perf_counter()
@@ -685,7 +674,7 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
             'val_seeds': val_seeds, 'deadband': config.deadband, 'train_config': asdict(config),
             'camera': training_camera(manifest.source),
             'perception': perception_record,
-            'init': str(Path(config.init).resolve()) if config.init else '',
+            'init': init_path,
             'created_by': f'dave_models {package_version()} train.py (torch {torch.__version__})',
         }
         save_checkpoint(out, checkpoint, improved)

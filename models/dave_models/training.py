@@ -41,16 +41,33 @@ def train_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.
     return [order[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
 
 
+def read_checkpoint(flag: str, path: str | Path, expected_format: str) -> dict[str, Any]:
+    """A checkpoint of `expected_format` given to `flag`, or one TrainingError naming the file."""
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError:
+        raise TrainingError(f'{flag}: {path} not found') from None
+    except Exception as exc:  # torch raises many types for a truncated or foreign file
+        raise TrainingError(f'{flag}: {path} is not a readable checkpoint ({type(exc).__name__})') from None
+    if not isinstance(checkpoint, dict) or checkpoint.get('format') != expected_format:
+        raise TrainingError(f'{flag}: {path} is not a {expected_format}')
+    return checkpoint
+
+
 def load_resume(resume: str | None, out: Path, checkpoint_format: str) -> dict[str, Any] | None:
-    """The checkpoint `--resume` names ('' = OUT/last.pt), checked to be of `checkpoint_format`."""
+    """The checkpoint `--resume` names ('' = OUT/last.pt), checked to be of `checkpoint_format`;
+    None for a new run. Refuses what would overwrite another run in OUT."""
+    existing = out / 'last.pt'
     if resume is None:
+        if existing.exists():
+            raise TrainingError(f'--out: {out} already holds last.pt; pass --resume to continue it '
+                                f'or choose another directory (a new run must not replace it)')
         return None
-    path = Path(resume) if resume else out / 'last.pt'
-    if not path.is_file():
-        raise TrainingError(f'--resume: checkpoint {path} not found')
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    if not isinstance(checkpoint, dict) or checkpoint.get('format') != checkpoint_format:
-        raise TrainingError(f'--resume: {path} is not a {checkpoint_format}')
+    path = Path(resume) if resume else existing
+    checkpoint = read_checkpoint('--resume', path, checkpoint_format)
+    if existing.exists() and path.resolve() != existing.resolve():
+        raise TrainingError(f'--resume {path}: --out {out} holds another run (its last.pt would be '
+                            f'replaced); resume into an empty directory or the checkpoint\'s own')
     return checkpoint
 
 
@@ -71,7 +88,11 @@ class EpochPlan:
     @classmethod
     def make(cls, samples: int, batch_size: int, seed: int, epochs: int, dry_run: bool,
              ddp: DistributedContext) -> EpochPlan:
-        steps = len(ddp.shard(train_batches(samples, batch_size, np.random.default_rng(0))))
+        batches = train_batches(samples, batch_size, np.random.default_rng(0))
+        steps = len(ddp.shard(batches))
+        if steps == 0:
+            raise TrainingError(f'{samples} training samples make {len(batches)} batch(es) of --batch-size '
+                                f'{batch_size}, fewer than the {ddp.world_size} processes: lower --batch-size')
         if dry_run:
             return cls(1, min(steps, DRY_RUN_BATCHES), samples, batch_size, seed)
         return cls(epochs, steps, samples, batch_size, seed)
@@ -98,14 +119,17 @@ def restore(resume: dict[str, Any], model: torch.nn.Module, optimizer: torch.opt
     model.load_state_dict(resume['state_dict'])
     optimizer.load_state_dict(resume['optimizer'])
     scheduler.load_state_dict(resume['scheduler'])
-    # --epochs may have grown since the first run. The scheduler steps each rate by a ratio from
-    # the current one, so a run that ended at the bottom of its cosine (rate 0) would stay there:
-    # put the rate where the longer cosine is at this step.
+    start_epoch = int(resume['epoch'])
+    # --epochs may have grown since the first run, and --batch-size or the number of processes
+    # may differ (other steps per epoch): count this plan's steps to here, so its cosine ends with
+    # its last epoch. The scheduler steps each rate by a ratio from the current one, so a run that
+    # ended at the bottom of its cosine (rate 0) would stay there: set the rate from the closed form.
     scheduler.T_max = plan.total_steps
+    scheduler.last_epoch = start_epoch * plan.steps_per_epoch
     progress = math.cos(math.pi * min(scheduler.last_epoch, plan.total_steps) / plan.total_steps)
     for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs):
         group['lr'] = scheduler.eta_min + (base_lr - scheduler.eta_min) * (1 + progress) / 2
-    return list(resume['history']), int(resume['epoch'])
+    return list(resume['history']), start_epoch
 
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,

@@ -272,9 +272,6 @@ def _train(config: TraversabilityTrainConfig, ddp: DistributedContext) -> dict[s
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     resume = load_resume(config.resume, out, CHECKPOINT_FORMAT)
-    if resume is None and (out / 'last.pt').exists():
-        raise TrainingError(f'--out: {out} already holds last.pt; pass --resume to continue it '
-                            f'or choose another directory (a new run must not replace it)')
     spec = SegmentationSpec.from_dict(resume['preprocess']) if resume else SegmentationSpec()
     started = time.perf_counter()
     if resume is not None and resume.get('label_source', 'gt') != config.labels:
@@ -348,6 +345,9 @@ def _train(config: TraversabilityTrainConfig, ddp: DistributedContext) -> dict[s
     for epoch in range(start_epoch + 1, plan.epochs + 1):
         # The mean over processes: every process must take the same decision (DDP).
         if config.max_minutes and ddp.mean(train_minutes) >= config.max_minutes:
+            if epoch == start_epoch + 1:
+                raise TrainingError(f'--max-minutes {config.max_minutes:g}: the checkpoint has used '
+                                    f'{train_minutes:.1f} minutes of training already; raise it to go on')
             logger.info('stopping before epoch %d: %.1f of %.1f minutes of training used', epoch,
                         train_minutes, config.max_minutes)
             break
