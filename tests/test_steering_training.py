@@ -5,6 +5,7 @@ front of a textured background, its horizontal position sets the curvature label
 drives the real simulator's expert for a few frames to check the shard generator.
 """
 import argparse
+import dataclasses
 import json
 import math
 import re
@@ -273,6 +274,20 @@ def test_a_failed_export_leaves_the_previous_model_and_sidecar_alone(dataset, tm
     before = {path: path.read_bytes() for path in onnx_path.parent.iterdir()}
     monkeypatch.setattr(export_module, 'PARITY_ATOL', -1.0)  # no graph can pass: the parity check fails
     with pytest.raises(ExportError, match=re.escape(f'{onnx_path}: output') + '.*differs from torch'):
+        export_checkpoint(out / 'last.pt', onnx_path)
+    assert {path: path.read_bytes() for path in onnx_path.parent.iterdir()} == before
+    # A graph that passes parity but whose sidecar does not fit it fails at the reload, before
+    # anything is replaced (the new graph beside the old sidecar would not load on the car).
+    monkeypatch.undo()
+    real_contract = export_module.build_contract
+
+    def wrong_input_shape(*args):
+        contract = real_contract(*args)
+        stereo = contract.inputs[0]
+        return dataclasses.replace(contract, inputs=(dataclasses.replace(stereo, shape=(1, 6, 2, 2)),))
+
+    monkeypatch.setattr(export_module, 'build_contract', wrong_input_shape)
+    with pytest.raises(ExportError, match=re.escape(f'{onnx_path}: the exported model does not load')):
         export_checkpoint(out / 'last.pt', onnx_path)
     assert {path: path.read_bytes() for path in onnx_path.parent.iterdir()} == before
 

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import logging
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +29,17 @@ import numpy as np
 import onnx
 import torch
 
-from dave_core.atomic_file import atomic_write
+from dave_core.atomic_file import fsync_file
 from dave_core.model_contract import (ModelContract, OutputSpec, TensorSpec, file_sha256,
                                       sidecar_path_for, write_sidecar)
 from dave_core.onnx_runner import MODEL_LOAD_ERRORS, OnnxModel
 from dave_core.preprocess import PreprocessSpec
+from dave_core.segmentation import (CLASS_IDS, IMAGE_INPUT, LOGITS_OUTPUT, TRAVERSABILITY_TASK,
+                                    SegmentationSpec)
 from dave_core.steering import CURVATURE_OUTPUT, SPEED_OUTPUT, STEERING_TASK, STEREO_INPUT
 from dave_models.steering_net import SteeringNet, SteeringNetConfig
 from dave_models.train import CHECKPOINT_FORMAT
+from dave_models.traversability_net import TraversabilityNet, TraversabilityNetConfig
 from dave_models.training import package_version
 
 logger = logging.getLogger(__name__)
@@ -113,7 +117,7 @@ def build_contract(checkpoint: dict, config: SteeringNetConfig, name: str,
     spec = PreprocessSpec.from_dict(checkpoint['preprocess'])
     # Held-out scores and where training stood; timing figures belong to the training log.
     metrics = {k: float(v) for k, v in checkpoint['metrics'].items()
-               if k.startswith('val_') or k in ('epoch', 'train_loss')}
+               if (k.startswith('val_') or k in ('epoch', 'train_loss')) and np.isfinite(v)}
     metrics['deadband_per_m'] = float(checkpoint['deadband'])
     metrics['val_worlds'] = ','.join(str(s) for s in checkpoint['val_seeds'])
     metrics['train_worlds'] = len(checkpoint['train_seeds'])
@@ -143,10 +147,9 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, onnx_path: str | os.Pa
     onnx_path = _output_path(onnx_path)
     generator = torch.Generator().manual_seed(seed)
     example = torch.randn(1, config.in_channels, config.height, config.width, generator=generator)
-    sha256, max_diff = _export_checked(model, example, onnx_path, STEREO_INPUT, list(config.output_names()),
-                                       lambda tmp: _parity(model, tmp, config, generator, onnx_path))
-    return _write_sidecar_and_reload(build_contract(checkpoint, config, onnx_path.stem, sha256), onnx_path,
-                                     model, max_diff)
+    return _export_checked(model, example, onnx_path, STEREO_INPUT, list(config.output_names()),
+                           lambda tmp: _parity(model, tmp, config, generator, onnx_path),
+                           lambda sha256: build_contract(checkpoint, config, onnx_path.stem, sha256))
 
 
 def _output_path(onnx_path: str | os.PathLike) -> Path:
@@ -159,27 +162,27 @@ def _output_path(onnx_path: str | os.PathLike) -> Path:
 
 
 def _export_checked(model: torch.nn.Module, example: torch.Tensor, onnx_path: Path, input_name: str,
-                    output_names: list[str], parity: Callable[[Path], float]) -> tuple[str, float]:
-    """Export to a temporary file, run onnx.checker and `parity` (max |onnxruntime - torch|) on it;
-    only a model that passed every check replaces `onnx_path`. Its sha256 and the parity figure."""
-    checked: dict[str, object] = {}
-
-    def export_and_check(tmp: Path) -> None:
+                    output_names: list[str], parity: Callable[[Path], float],
+                    contract_for: Callable[[str], ModelContract]) -> ExportReport:
+    """Export into a temporary folder beside `onnx_path`: onnx.checker, `parity` (max |onnxruntime -
+    torch|), the sidecar `contract_for(sha256 of the graph)`, then a load of the pair exactly as the
+    stack will load it. Only a pair that passed all of it replaces the previous model and sidecar."""
+    sidecar = sidecar_path_for(onnx_path)
+    with tempfile.TemporaryDirectory(dir=onnx_path.parent, prefix=f'.{onnx_path.name}.') as folder:
+        tmp = Path(folder) / onnx_path.name
         _torch_export(model, example, tmp, input_name, output_names)
         onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
-        checked['max_diff'] = parity(tmp)
-        checked['sha256'] = file_sha256(tmp)  # the bytes that will be shipped
-
-    atomic_write(onnx_path, export_and_check)
-    return str(checked['sha256']), float(checked['max_diff'])
-
-
-def _write_sidecar_and_reload(contract: ModelContract, onnx_path: Path, model: torch.nn.Module,
-                              max_diff: float) -> ExportReport:
-    """Write the sidecar, then load the pair back exactly as the stack will, so a contract/graph
-    mismatch fails here, not on the car."""
-    sidecar = write_sidecar(contract, sidecar_path_for(onnx_path))
-    OnnxModel.load(onnx_path, expected_task=contract.task)
+        max_diff = parity(tmp)
+        contract = contract_for(file_sha256(tmp))  # of the bytes that will be shipped
+        tmp_sidecar = write_sidecar(contract, sidecar_path_for(tmp))
+        try:
+            OnnxModel.load(tmp, expected_task=contract.task)
+        except MODEL_LOAD_ERRORS as exc:  # name the files it was to become, not the temporary ones
+            raise ExportError(f'{onnx_path}: the exported model does not load with its sidecar: '
+                              f'{str(exc).replace(str(tmp), str(onnx_path))}') from None
+        fsync_file(tmp)
+        os.replace(tmp, onnx_path)  # the sidecar follows at once: both renames are atomic
+        os.replace(tmp_sidecar, sidecar)
     report = ExportReport(onnx_path, sidecar, max_diff, model.num_parameters(), onnx_path.stat().st_size)
     logger.info('exported %s (%d parameters, %.2f MiB), onnxruntime vs torch max |diff| %.2e',
                 onnx_path, report.parameters, report.size_bytes / 2**20, max_diff)
@@ -225,8 +228,6 @@ def _traversability_parity(model: torch.nn.Module, path: Path, shape: tuple[int,
     the tolerance an ExportError naming `target`, the file it was to become."""
     import onnxruntime as ort
 
-    from dave_core.segmentation import IMAGE_INPUT, LOGITS_OUTPUT
-
     session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
     worst = 0.0
     for _ in range(PARITY_SAMPLES):
@@ -252,9 +253,6 @@ def _traversability_parity(model: torch.nn.Module, path: Path, shape: tuple[int,
 def export_traversability_checkpoint(checkpoint_path: str | os.PathLike, onnx_path: str | os.PathLike,
                                      seed: int = 0) -> ExportReport:
     """Export a traversability checkpoint: ONNX, checker, parity, sidecar, reload as the stack does."""
-    from dave_core.segmentation import (CLASS_IDS, IMAGE_INPUT, LOGITS_OUTPUT, TRAVERSABILITY_TASK,
-                                        SegmentationSpec)
-    from dave_models.traversability_net import TraversabilityNet, TraversabilityNetConfig
     from dave_models.traversability_train import CHECKPOINT_FORMAT as TRAVERSABILITY_FORMAT
 
     checkpoint = _read_checkpoint(checkpoint_path)
@@ -269,16 +267,23 @@ def export_traversability_checkpoint(checkpoint_path: str | os.PathLike, onnx_pa
     shape = (1, config.in_channels, config.height, config.width)
     generator = torch.Generator().manual_seed(seed)
     example = torch.randn(*shape, generator=generator)
-    sha256, max_diff = _export_checked(model, example, onnx_path, IMAGE_INPUT, [LOGITS_OUTPUT],
-                                       lambda tmp: _traversability_parity(model, tmp, shape, generator, onnx_path))
+    return _export_checked(model, example, onnx_path, IMAGE_INPUT, [LOGITS_OUTPUT],
+                           lambda tmp: _traversability_parity(model, tmp, shape, generator, onnx_path),
+                           lambda sha256: traversability_contract(checkpoint, config, spec, onnx_path.stem, sha256))
+
+
+def traversability_contract(checkpoint: dict, config: TraversabilityNetConfig, spec: SegmentationSpec,
+                            name: str, sha256: str) -> ModelContract:
+    """The sidecar for an exported traversability checkpoint."""
+    shape = (1, config.in_channels, config.height, config.width)
     metrics: dict[str, float | int | str] = {
         k: float(v) for k, v in checkpoint['metrics'].items()
         if (k.startswith('val_') or k in ('epoch', 'train_loss')) and np.isfinite(v)}
     metrics['val_worlds'] = ','.join(str(s) for s in checkpoint['val_seeds'])
     metrics['train_worlds'] = len(checkpoint['train_seeds'])
     metrics['label_source'] = str(checkpoint['label_source'])
-    contract = ModelContract(
-        name=onnx_path.stem, task=TRAVERSABILITY_TASK,
+    return ModelContract(
+        name=name, task=TRAVERSABILITY_TASK,
         inputs=(TensorSpec(IMAGE_INPUT, shape, 'float32'),),
         outputs=(OutputSpec(LOGITS_OUTPUT, (1, config.num_classes, config.height, config.width),
                             'float32', 'per-pixel class logits at network size; argmax = class id '
@@ -289,7 +294,6 @@ def export_traversability_checkpoint(checkpoint_path: str | os.PathLike, onnx_pa
         camera=dict(checkpoint['camera']),
         created_by=f'dave_models {package_version()} export.py (torch {torch.__version__}, '
                    f'onnx {onnx.__version__})')
-    return _write_sidecar_and_reload(contract, onnx_path, model, max_diff)
 
 
 # checkpoint 'task' -> exporter. Each exporter checks its own checkpoint format.
