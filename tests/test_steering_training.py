@@ -9,6 +9,7 @@ import dataclasses
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -243,6 +244,11 @@ def test_dry_run_resume_export_and_runtime(dataset, tmp_path):
     assert contract.metrics['val_mae'] == pytest.approx(resumed['metrics']['val_mae'])
     assert contract.inputs[0].shape == (1, 6, 66, 200)
     assert contract.camera == {}  # the synthetic data records no camera
+    # The file is the same bytes wherever it is exported: no source paths or stack traces in it.
+    shipped = onnx_path.read_bytes()
+    assert b'stack_trace' not in shipped and str(Path(export_module.__file__).parent).encode() not in shipped
+    again = export_checkpoint(out / 'last.pt', tmp_path / 'elsewhere' / 'steering.onnx').onnx_path
+    assert again.read_bytes() == shipped
 
     # The runtime path (sidecar spec + preprocess + ONNX) matches torch on a raw stereo pair.
     model = SteeringNet(SteeringNetConfig.from_dict(resumed['model_config']))

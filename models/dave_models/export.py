@@ -335,3 +335,31 @@ def _torch_export(model: torch.nn.Module, example: torch.Tensor, path: Path, inp
         torch.onnx.export(model, (example,), str(path), dynamo=True, external_data=False,
                           optimize=True, opset_version=OPSET, input_names=[input_name],
                           output_names=output_names, verbose=False)
+    _strip_trace_metadata(path)
+
+
+def _strip_trace_metadata(path: Path) -> None:
+    """Drop the exporter's per-node debugging metadata (Python stack traces, FX node text).
+
+    They hold the absolute paths of the machine that exported, so two exports of the same
+    checkpoint from two clones differed in their bytes (and sha256) and a shipped model told
+    where its author kept the source. The graph, weights and names are untouched."""
+    model = onnx.load(str(path))
+
+    def strip(graph: onnx.GraphProto) -> None:
+        del graph.metadata_props[:]
+        for node in graph.node:
+            del node.metadata_props[:]
+            for attribute in node.attribute:  # subgraphs (If/Loop bodies), if any
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    strip(attribute.g)
+                for sub in attribute.graphs:
+                    strip(sub)
+        for value in [*graph.input, *graph.output, *graph.value_info, *graph.initializer]:
+            del value.metadata_props[:]
+
+    strip(model.graph)
+    for function in model.functions:
+        for node in function.node:
+            del node.metadata_props[:]
+    onnx.save(model, str(path))
