@@ -70,6 +70,15 @@ def test_missing_sidecar_names_the_expected_path(tmp_path):
         load_contract(onnx_path)
 
 
+def _as_traversability(data, **fields):
+    """A traversability sidecar consistent with SegmentationSpec(), then `fields` over it."""
+    spec = SegmentationSpec()
+    data.update(task='traversability', preprocessing=spec.to_dict(), channel_order=list(spec.channel_names()),
+                class_ids={'free': 0, 'obstacle': 1})
+    data['inputs'][0].update(shape=[1, *spec.input_shape])
+    data.update(fields)
+
+
 def _edit(sidecar, edit):
     data = json.loads(sidecar.read_text())
     edit(data)
@@ -92,7 +101,13 @@ def _edit(sidecar, edit):
     (lambda d: d.update(channel_order=['Y', 'U', 'V']), "field 'channel_order': 3 names for 6"),
     (lambda d: d['preprocessing'].update(color_space='hsv'), "field 'preprocessing'.*color_space"),
     (lambda d: d['metrics'].update(val_mae=None), "field 'metrics'"),
-    (lambda d: d.update(task='traversability', preprocessing=SegmentationSpec().to_dict()), "field 'class_ids'"),
+    (lambda d: _as_traversability(d, class_ids={}), "field 'class_ids'"),
+    # The preprocessing must make what the graph takes (else the first frame fails in the node).
+    (lambda d: d['preprocessing'].update(height=60), r"field 'preprocessing': makes inputs of shape \(6, 60, 200\) "
+                                                     r"but input 'stereo' is \(1, 6, 66, 200\)"),
+    (lambda d: d['channel_order'].reverse(), "field 'channel_order': .* is not the order the preprocessing makes"),
+    (lambda d: _as_traversability(d, class_ids={'free': 0}, preprocessing=PreprocessSpec().to_dict()),
+     "field 'preprocessing'"),
     (lambda d: d.update(class_ids={'road': 0, 'grass': 0}), "field 'class_ids': ids are not unique"),
 ])
 def test_bad_sidecar_names_file_and_field(model_files, edit, culprit):
@@ -111,8 +126,10 @@ def test_not_json(model_files):
 
 
 def test_traversability_contract_with_classes_is_valid(tmp_path):
+    spec = SegmentationSpec()
     contract = _contract(task='traversability', class_ids={'traversable': 0, 'obstacle': 1, 'unknown': 2},
-                         preprocessing=SegmentationSpec().to_dict())
+                         preprocessing=spec.to_dict(), channel_order=spec.channel_names(),
+                         inputs=(TensorSpec('left', (1, *spec.input_shape), 'float32'),))
     path = write_sidecar(contract, tmp_path / 'trav.json')
     assert load_sidecar(path).class_ids == {'traversable': 0, 'obstacle': 1, 'unknown': 2}
 

@@ -114,7 +114,8 @@ def test_stale_sidecar_is_refused(model_path):
 @pytest.mark.parametrize('contract_changes, culprit', [
     ({'outputs': (OutputSpec('curvature', (1, 1), 'float32', 'x', '1/m'),)}, 'output names'),
     ({'inputs': (TensorSpec('stereo', (1, 6, 66, 200), 'uint8'),)}, 'dtype float32, sidecar says uint8'),
-    ({'inputs': (TensorSpec('stereo', (1, 6, 64, 200), 'float32'),)}, 'shape'),
+    ({'inputs': (TensorSpec('stereo', (1, 6, 64, 200), 'float32'),),
+      'preprocessing': PreprocessSpec(height=64).to_dict()}, 'shape'),
 ])
 def test_sidecar_disagreeing_with_the_graph_is_refused(tmp_path, contract_changes, culprit):
     path = tmp_path / 'm.onnx'

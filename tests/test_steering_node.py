@@ -130,6 +130,24 @@ def test_node_proposes_for_pairs_and_stops_on_a_bad_encoding(graph):
         publish('mono8', 10)
         assert len(proposals) >= 5
         assert all(p.twist.linear.x == 0.0 and p.twist.angular.z == 0.0 for p in proposals)
+        # onnxruntime failing at run time (the boundary: out of memory, say) also proposes stop,
+        # once logged, and the node lives on to drive the next good frame.
+        model = node.pilot.predictor.model
+        session = model.session
+
+        class FailingSession:
+            def run(self, *args):
+                raise RuntimeError('Failed to allocate memory')
+
+        model.session = FailingSession()
+        proposals.clear()
+        publish('rgb8', 10)
+        assert len(proposals) >= 5
+        assert all(p.twist.linear.x == 0.0 and p.twist.angular.z == 0.0 for p in proposals)
+        model.session = session
+        proposals.clear()
+        publish('rgb8', 10)
+        assert len(proposals) >= 5 and all(p.twist.linear.x > 0 or p.twist.angular.z != 0 for p in proposals)
     finally:
         node.destroy_node()
         probe.destroy_node()

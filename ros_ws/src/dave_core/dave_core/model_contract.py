@@ -50,18 +50,25 @@ class OutputSpec:
     units: str
 
 
-def _steering_preprocessing(data: Mapping[str, Any]) -> None:
-    PreprocessSpec.from_dict(data)
+# What a task's preprocessing makes of an image: the input tensor's shape without the batch
+# dimension, and its channel names in tensor order.
+PreprocessedLayout = tuple[tuple[int, ...], tuple[str, ...]]
 
 
-def _traversability_preprocessing(data: Mapping[str, Any]) -> None:
+def _steering_preprocessing(data: Mapping[str, Any]) -> PreprocessedLayout:
+    spec = PreprocessSpec.from_dict(data)
+    return spec.output_shape, spec.channel_names()
+
+
+def _traversability_preprocessing(data: Mapping[str, Any]) -> PreprocessedLayout:
     # Imported here: dave_core.segmentation imports the ONNX runner, which imports this module.
     from dave_core.segmentation import SegmentationSpec
-    SegmentationSpec.from_dict(data)
+    spec = SegmentationSpec.from_dict(data)
+    return spec.input_shape, spec.channel_names()
 
 
-# task -> validator of its `preprocessing` dict (raises ValueError).
-PREPROCESSING_VALIDATORS: dict[str, Callable[[Mapping[str, Any]], None]] = {
+# task -> validator of its `preprocessing` dict (raises ValueError), returning what it makes.
+PREPROCESSING_VALIDATORS: dict[str, Callable[[Mapping[str, Any]], PreprocessedLayout]] = {
     'steering': _steering_preprocessing,
     'traversability': _traversability_preprocessing,
 }
@@ -168,9 +175,19 @@ def _validate(c: ModelContract) -> None:
     validator = PREPROCESSING_VALIDATORS.get(c.task)
     if validator is not None:
         try:
-            validator(c.preprocessing)
+            shape, channels = validator(c.preprocessing)
         except ValueError as exc:
             raise _fail('preprocessing', str(exc)) from None
+        # A sidecar edited by hand (or a model exported with another spec) would otherwise load
+        # and fail on the first frame, inside the node, with an onnxruntime shape error.
+        declared = first_shape[1:]
+        if len(declared) != len(shape) or any(isinstance(d, int) and d != want
+                                               for d, want in zip(declared, shape)):
+            raise _fail('preprocessing', f'makes inputs of shape {shape} but input '
+                        f'{c.inputs[0].name!r} is {tuple(first_shape)} (batch first)')
+        if c.channel_order != channels:
+            raise _fail('channel_order', f'{list(c.channel_order)} is not the order the '
+                        f'preprocessing makes, {list(channels)}')
     if not isinstance(c.opset, int) or isinstance(c.opset, bool) or c.opset < 7:
         raise _fail('opset', f'expected an integer >= 7, got {c.opset!r}')
     if not isinstance(c.onnx_sha256, str) or not _SHA256_RE.match(c.onnx_sha256):

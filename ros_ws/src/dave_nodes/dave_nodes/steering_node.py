@@ -17,6 +17,7 @@ from sensor_msgs.msg import Image
 
 from dave_core.autopilot import Pace, SteeringPilot
 from dave_core.command import Command
+from dave_core.onnx_runner import OnnxModelError
 from dave_core.stereo_sync import StereoSynchronizer
 from dave_nodes.conversions import ImageConversionError, image_to_numpy
 from dave_nodes.params import declare_from_dataclass
@@ -79,9 +80,13 @@ class SteeringNode(Node):
             right = image_to_numpy(right_msg)
             command = self.pilot.propose(left, right, left_msg.encoding, right_msg.encoding)
             self._last_error = ''
-        except (ImageConversionError, ValueError) as exc:
-            command = Command()  # stop: a proposal we cannot compute must not keep the truck going
-            error = f'stereo input rejected, proposing stop: {exc}'
+        except (ImageConversionError, ValueError, OnnxModelError) as exc:
+            # Stop: a proposal we cannot compute must not keep the truck going. An inference
+            # failure (onnxruntime out of memory, say) is reported the same way instead of
+            # killing the node, so the next good frame drives again.
+            command = Command()
+            what = 'inference failed' if isinstance(exc, OnnxModelError) else 'stereo input rejected'
+            error = f'{what}, proposing stop: {exc}'
             if error != self._last_error:
                 self.get_logger().error(error)
                 self._last_error = error

@@ -14,7 +14,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from dave_core.onnx_runner import MODEL_LOAD_ERRORS
+from dave_core.onnx_runner import MODEL_LOAD_ERRORS, OnnxModelError
 from dave_core.segmentation import TraversabilitySegmenter
 from dave_nodes.conversions import ImageConversionError, image_to_numpy, numpy_to_image
 from dave_nodes.params import declare_from_dataclass
@@ -64,8 +64,9 @@ class TraversabilityNode(Node):
         try:
             labels = self.segmenter.segment(image_to_numpy(msg), msg.encoding)
             self._last_error = ''
-        except (ImageConversionError, ValueError) as exc:
-            error = f'left image rejected, no labels for this frame: {exc}'
+        except (ImageConversionError, ValueError, OnnxModelError) as exc:
+            what = 'inference failed' if isinstance(exc, OnnxModelError) else 'left image rejected'
+            error = f'{what}, no labels for this frame: {exc}'
             if error != self._last_error:  # once per kind of problem, not 15 lines a second
                 self.get_logger().error(error)
                 self._last_error = error
