@@ -7,7 +7,9 @@ drives the real simulator's expert for a few frames to check the shard generator
 import argparse
 import dataclasses
 import json
+import logging
 import math
+import os
 import re
 from pathlib import Path
 
@@ -287,12 +289,12 @@ def test_a_failed_export_leaves_the_previous_model_and_sidecar_alone(dataset, tm
     monkeypatch.undo()
     real_contract = export_module.build_contract
 
-    def wrong_input_shape(*args):
+    def wrong_output_name(*args):
         contract = real_contract(*args)
-        stereo = contract.inputs[0]
-        return dataclasses.replace(contract, inputs=(dataclasses.replace(stereo, shape=(1, 6, 2, 2)),))
+        renamed = dataclasses.replace(contract.outputs[0], name='steer')
+        return dataclasses.replace(contract, outputs=(renamed, *contract.outputs[1:]))
 
-    monkeypatch.setattr(export_module, 'build_contract', wrong_input_shape)
+    monkeypatch.setattr(export_module, 'build_contract', wrong_output_name)
     with pytest.raises(ExportError, match=re.escape(f'{onnx_path}: the exported model does not load')):
         export_checkpoint(out / 'last.pt', onnx_path)
     assert {path: path.read_bytes() for path in onnx_path.parent.iterdir()} == before
@@ -329,6 +331,27 @@ def test_sim_dataset_generates_deterministic_shards(tmp_path):
     assert samples.left.shape == (4, 240, 320, 3) and samples.left.dtype == np.uint8
     assert np.all(np.isfinite(samples.curvature)) and samples.speed is not None
     assert a.source['worlds'][0]['frames'] == 4 and a.source['command'] == 'test'
+
+
+def test_an_interrupted_sim_dataset_run_leaves_nothing_and_can_be_repeated(tmp_path, monkeypatch):
+    pytest.importorskip('mujoco')
+    from dave_models import sim_dataset
+
+    config = sim_dataset.SimDatasetConfig(frames_per_world=2, camera_rate_hz=10.0)
+    real_drive = sim_dataset.drive_world
+
+    def ctrl_c_in_the_second_world(seed, *args):
+        if seed == 4:
+            raise KeyboardInterrupt
+        return real_drive(seed, *args)
+
+    monkeypatch.setattr(sim_dataset, 'drive_world', ctrl_c_in_the_second_world)
+    with pytest.raises(KeyboardInterrupt):
+        sim_dataset.generate([3, 4], tmp_path / 'data' / 'steering', config, 'test')
+    assert os.listdir(tmp_path / 'data') == []  # was: world 3's shard, no manifest, and a refusal to rerun
+    monkeypatch.undo()
+    manifest = load_manifest(sim_dataset.generate([3, 4], tmp_path / 'data' / 'steering', config, 'test'))
+    assert manifest.world_seeds == (3, 4)
 
 
 def test_sidecar_carries_the_training_camera(tmp_path):
@@ -379,6 +402,25 @@ def test_merge_gives_the_data_id_of_one_run_and_refuses_overlaps(tmp_path):
     with pytest.raises(DatasetError, match='world seed 0 is also in'):
         merge_datasets([tmp_path / 'a', tmp_path / 'whole'], tmp_path / 'bad')
     assert datasets_main(['merge', str(tmp_path / 'a'), str(tmp_path / 'a'), '--out', str(tmp_path / 'c')]) == 2
+    with pytest.raises(DatasetError, match=re.escape(f'--out {tmp_path / "ab"}: exists and is not an empty')):
+        merge_datasets([tmp_path / 'a', tmp_path / 'b'], tmp_path / 'ab')
+
+
+@pytest.mark.parametrize('damage, culprit', [
+    (lambda shard: shard.write_bytes(shard.read_bytes()[:-10]), 'sha256 differs from manifest.json'),
+    (lambda shard: shard.unlink(), 'shard listed in manifest.json is missing'),
+])
+def test_a_failed_merge_names_the_input_shard_and_leaves_no_output(tmp_path, caplog, damage, culprit):
+    from dave_models.datasets import main as datasets_main
+
+    write_dataset(tmp_path / 'a', seeds=range(2), frames=3)
+    b = write_dataset(tmp_path / 'b', seeds=range(2, 4), frames=3)
+    damage(b / 'shard_00001.npz')  # the last shard: the output is half written when it is read
+    out = tmp_path / 'data' / 'ab'
+    assert datasets_main(['merge', str(tmp_path / 'a'), str(b), '--out', str(out)]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].startswith(f'{b / "shard_00001.npz"}: {culprit}')
+    assert os.listdir(tmp_path / 'data') == []  # neither the output nor its hidden partial folder
 
 
 def test_augment_flags_mirror_augment_config_and_need_the_camera_for_rotations():

@@ -26,8 +26,6 @@ import logging
 import math
 import os
 import re
-import shutil
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +35,7 @@ import numpy as np
 
 from dave_core import recording as rec
 from dave_models.datasets import MANIFEST as SHARD_MANIFEST
-from dave_models.datasets import DatasetError, Manifest, Samples, ShardWriter, load_manifest
+from dave_models.datasets import DatasetError, Manifest, Samples, ShardWriter, building, load_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +51,6 @@ LABEL_RULE = ('curvature = w / v of /expert/cmd_vel; v ~ 0 and w != 0 (turn in p
               '+-turn_in_place_curvature_per_m of the episode record (frame dropped when absent); '
               'v ~ 0 and w ~ 0: 0')
 _SEED_DIR_RE = re.compile(r'seed_(\d+)$')
-_PARTIAL = '.partial-'
 # A pending instant older than this behind the newest complete one will never complete
 # (collect writes an instant's messages together); dropping it bounds memory.
 _PAIRING_WINDOW_NS = 1_000_000_000
@@ -438,17 +435,6 @@ def _obstacle_ahead(episode: BagEpisode, stamps: np.ndarray, odom: list[tuple[in
 
 # ---------------------------------------------------------------- building a shard directory
 
-def _remove_stale_partials(out: Path) -> None:
-    # What a killed build left (its pid is gone); a live build's partial stays.
-    for path in out.parent.glob(f'.{out.name}{_PARTIAL}*'):
-        try:
-            pid = int(path.name.rsplit(_PARTIAL, 1)[1].split('-')[0])
-        except ValueError:
-            continue
-        if not Path(f'/proc/{pid}').exists():
-            shutil.rmtree(path, ignore_errors=True)
-
-
 def build_steering(data: str | os.PathLike, out: str | os.PathLike, frame_stride: int = 1, command: str = '',
                    progress: bool = True) -> tuple[Manifest, list[dict[str, Any]]]:
     """Write one steering shard per bag of `data` into the new directory `out`, atomically.
@@ -462,21 +448,15 @@ def build_steering(data: str | os.PathLike, out: str | os.PathLike, frame_stride
         raise BagDataError(f'--frame-stride must be an integer >= 1, got {frame_stride!r}')
     data, out = Path(data), Path(out)
     bags = find_bags(data)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):  # before reading any bag
         raise BagDataError(f'--out {out}: exists and is not an empty directory; choose a new one')
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BagDataError(f'--out {out}: cannot create its parent ({exc.strerror})') from None
-    _remove_stale_partials(out)
-    partial = out.parent / f'.{out.name}{_PARTIAL}{os.getpid()}-{uuid.uuid4().hex[:8]}'
     total = sum(read_episode(b).frames for b in bags)
     source: dict[str, Any] = {'generator': 'dave_models.bag_dataset', 'command': command,
                               'data': str(data.resolve()), 'frame_stride': frame_stride, 'label': LABEL_RULE,
                               'bags': []}
     stats: list[dict[str, Any]] = []
     camera = None
-    try:
+    with building(out) as partial:
         writer = ShardWriter(partial, source)
         with tqdm(total=total, unit='frame', desc=f'{len(bags)} bags', disable=not progress,
                   dynamic_ncols=True) as bar:
@@ -500,10 +480,6 @@ def build_steering(data: str | os.PathLike, out: str | os.PathLike, frame_stride
         source['bags'] = stats
         writer.source = source
         writer.close()
-        os.rename(partial, out)  # replaces an empty `out`; the data set appears complete or not at all
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return load_manifest(out), stats
 
 

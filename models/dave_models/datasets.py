@@ -21,14 +21,17 @@ exactly the data they were trained on, and loading detects a modified or truncat
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
+import shutil
+import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -42,6 +45,7 @@ MANIFEST = 'manifest.json'
 REQUIRED_ARRAYS = ('left', 'right', 'curvature', 'world_seed')
 OPTIONAL_ARRAYS = ('speed', 'obstacle_ahead', 'curvature_memoryless', 'arc_free_m', 'arc_clearance_m')
 ARC_ARRAYS = ('arc_free_m', 'arc_clearance_m')  # (N, K): one value per arc of the expert's fan
+_PARTIAL = '.partial-'  # a data set being built: .<name>.partial-<pid>-<random> beside it
 
 
 class DatasetError(ValueError):
@@ -214,6 +218,42 @@ class ShardWriter:
             self.close()
 
 
+def _remove_stale_partials(out: Path) -> None:
+    # What a killed build left (its pid is gone); a live build's partial stays.
+    for path in out.parent.glob(f'.{out.name}{_PARTIAL}*'):
+        try:
+            pid = int(path.name.rsplit(_PARTIAL, 1)[1].split('-')[0])
+        except ValueError:
+            continue
+        if not Path(f'/proc/{pid}').exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def building(out: str | os.PathLike, flag: str = '--out') -> Iterator[Path]:
+    """A hidden folder beside `out` to write a data set into: renamed to `out` when the block
+    ends normally, deleted when it raises (Ctrl-C included). So `out` holds a complete data set
+    or nothing, and a failed or interrupted run can simply be repeated with the same command.
+
+    `out` must not exist or be an empty directory (DatasetError naming `flag` otherwise).
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DatasetError(f'{flag} {out}: exists and is not an empty directory; choose a new one')
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f'{flag} {out}: cannot create its parent ({exc.strerror})') from None
+    _remove_stale_partials(out)
+    partial = out.parent / f'.{out.name}{_PARTIAL}{os.getpid()}-{uuid.uuid4().hex[:8]}'
+    try:
+        yield partial
+        os.rename(partial, out)  # replaces an empty `out`; atomic on one file system
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
 def _require(document: dict, key: str, kind: type | tuple[type, ...], where: Path) -> Any:
     if key not in document:
         raise DatasetError(f'{where}: missing key {key!r}')
@@ -291,12 +331,22 @@ def merge_datasets(roots: Sequence[str | os.PathLike], out: str | os.PathLike) -
     source: dict[str, Any] = {**common, 'generator': 'dave_models.datasets.merge_datasets',
                               'merged_from': [{'dir': str(m.root), 'data_id': m.data_id, 'source': m.source}
                                               for m in manifests]}
-    writer = ShardWriter(out, source)
-    writer.image_size = (manifests[0].image_height, manifests[0].image_width)
-    for m in manifests:
-        for shard in m.shards:
-            writer.add_shard_file(shard, (m.root / shard.file).read_bytes())
-    return writer.close()
+    with building(out) as partial:
+        writer = ShardWriter(partial, source)
+        writer.image_size = (manifests[0].image_height, manifests[0].image_width)
+        for m in manifests:
+            for shard in m.shards:
+                path = m.root / shard.file
+                try:
+                    data = path.read_bytes()
+                except FileNotFoundError:
+                    raise DatasetError(f'{path}: shard listed in {MANIFEST} is missing') from None
+                if hashlib.sha256(data).hexdigest() != shard.sha256:
+                    raise DatasetError(f'{path}: sha256 differs from {MANIFEST}; the shard was modified '
+                                       f'or truncated')
+                writer.add_shard_file(shard, data)
+        writer.close()
+    return load_manifest(out)
 
 
 def read_shard(manifest: Manifest, shard: ShardInfo) -> Samples:

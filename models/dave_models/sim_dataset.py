@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from dave_core import logs
 from dave_core.seeds import parse_seed_list
-from dave_models.datasets import DatasetError, Samples, ShardWriter, load_manifest, read_shard
+from dave_models.datasets import DatasetError, Samples, ShardWriter, building, load_manifest, read_shard
 if TYPE_CHECKING:
     from dave_sim.expert import ExpertCommand, NoiseConfig
     from dave_sim.vehicle import VehicleConfig, VehicleState
@@ -249,9 +249,10 @@ def generate(seeds: list[int], out: str | os.PathLike, config: SimDatasetConfig,
               'config': asdict(config), 'camera': asdict(StereoCameraConfig()),
               'arc_curvatures': ReactiveConfig().curvatures.tolist() if config.expert == 'reactive' else None,
               'vehicle': asdict(VehicleConfig()), 'worlds': []}
-    with ShardWriter(out, source) as writer, tqdm(total=len(seeds) * config.frames_per_world,
-                                                  unit='frame', desc='expert driving',
-                                                  disable=None) as progress:
+    # Built beside `out` and renamed when complete: an interrupted run leaves nothing to clean up.
+    with building(out) as partial, ShardWriter(partial, source) as writer, \
+            tqdm(total=len(seeds) * config.frames_per_world, unit='frame', desc='expert driving',
+                 disable=None) as progress:
         for seed in seeds:
             replay = None
             if replay_manifest is not None:

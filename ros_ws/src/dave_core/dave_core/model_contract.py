@@ -311,7 +311,8 @@ def verify_onnx(contract: ModelContract, onnx_path: str | os.PathLike,
     if actual != contract.onnx_sha256:
         raise ModelContractError(
             f'{sidecar}: field \'onnx_sha256\': {contract.onnx_sha256[:12]}... does not match '
-            f'{onnx_path.name} ({actual[:12]}...); the sidecar belongs to another export')
+            f'{onnx_path.name} ({actual[:12]}...): the sidecar belongs to another export, or the '
+            f'model file was changed or cut short (an interrupted copy?)')
 
 
 def load_contract(onnx_path: str | os.PathLike, expected_task: str | None = None) -> ModelContract:
