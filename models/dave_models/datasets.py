@@ -336,21 +336,13 @@ def merge_datasets(roots: Sequence[str | os.PathLike], out: str | os.PathLike) -
         writer.image_size = (manifests[0].image_height, manifests[0].image_width)
         for m in manifests:
             for shard in m.shards:
-                path = m.root / shard.file
-                try:
-                    data = path.read_bytes()
-                except FileNotFoundError:
-                    raise DatasetError(f'{path}: shard listed in {MANIFEST} is missing') from None
-                if hashlib.sha256(data).hexdigest() != shard.sha256:
-                    raise DatasetError(f'{path}: sha256 differs from {MANIFEST}; the shard was modified '
-                                       f'or truncated')
-                writer.add_shard_file(shard, data)
+                writer.add_shard_file(shard, read_shard_bytes(m, shard))
         writer.close()
     return load_manifest(out)
 
 
-def read_shard(manifest: Manifest, shard: ShardInfo) -> Samples:
-    """Read one shard, checking its hash, arrays and labels against the manifest."""
+def read_shard_bytes(manifest: Manifest, shard: ShardInfo) -> bytes:
+    """The bytes of one shard file, checked against the manifest's sha256."""
     path = manifest.root / shard.file
     try:
         data = path.read_bytes()
@@ -358,6 +350,13 @@ def read_shard(manifest: Manifest, shard: ShardInfo) -> Samples:
         raise DatasetError(f'{path}: shard listed in {MANIFEST} is missing') from None
     if hashlib.sha256(data).hexdigest() != shard.sha256:
         raise DatasetError(f'{path}: sha256 differs from {MANIFEST}; the shard was modified or truncated')
+    return data
+
+
+def read_shard(manifest: Manifest, shard: ShardInfo) -> Samples:
+    """Read one shard, checking its hash, arrays and labels against the manifest."""
+    path = manifest.root / shard.file
+    data = read_shard_bytes(manifest, shard)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             missing = [k for k in REQUIRED_ARRAYS if k not in npz.files]
