@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,31 @@ def test_dave_eval_offline_names_a_missing_model(tmp_path):
     assert result.returncode == 2
     assert 'steering.onnx' in result.stderr and 'Traceback' not in result.stderr
     assert not (tmp_path / 'x.json').exists()
+
+
+@pytest.mark.parametrize('flags, culprit', [
+    (['--json', 'REPORT.png'], '--json .*REPORT.png: must name a .json file'),
+    (['--json', 'DIR.json'], '--json .*DIR.json: must name a .json file'),
+    (['--duration', 'inf'], '--duration must be a finite number > 0, got inf'),
+])
+def test_dave_eval_refuses_bad_flags_before_driving(tmp_path, capsys, flags, culprit):
+    from dave_cli.cli import main
+
+    (tmp_path / 'DIR.json').mkdir()
+    args = ['eval', '--offline', '--seeds', '40', '--duration', '2', '--json', str(tmp_path / 'r.json')]
+    for flag, value in zip(flags[::2], flags[1::2]):
+        args[args.index(flag) + 1] = str(tmp_path / value) if flag == '--json' else value
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(culprit, err[0]), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['DIR.json']
+
+
+def test_a_file_system_error_is_one_line_naming_the_file(tmp_path, capsys):
+    from dave_cli.cli import main
+
+    (tmp_path / 'afile').write_text('not a directory')
+    report = tmp_path / 'afile' / 'r.json'
+    assert main(['eval', '--offline', '--seeds', '40', '--duration', '1', '--json', str(report)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f'dave eval: error: {tmp_path / "afile"}: File exists'], err

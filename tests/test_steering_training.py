@@ -298,6 +298,30 @@ def test_a_failed_export_leaves_the_previous_model_and_sidecar_alone(dataset, tm
     with pytest.raises(ExportError, match=re.escape(f'{onnx_path}: the exported model does not load')):
         export_checkpoint(out / 'last.pt', onnx_path)
     assert {path: path.read_bytes() for path in onnx_path.parent.iterdir()} == before
+    monkeypatch.undo()
+    # The sidecar cannot be replaced (the file system refuses: read-only, immutable) after the
+    # model was: the previous model goes back, so the pair on disk still loads.
+    real_replace = os.replace
+
+    def refuse_the_sidecar(src, dst):
+        if Path(dst).suffix == '.json':
+            raise PermissionError(13, 'Operation not permitted', str(dst))
+        real_replace(src, dst)
+
+    other = tmp_path / 'other_run'  # another network: its graph differs from the one in place
+    assert _run(train_command, ['steering', '--data', str(dataset), '--out', str(other), '--dry-run', '--seed', '1',
+                                '--batch-size', '8', '--threads', '1', '--val-seeds', '3']) == 0
+    monkeypatch.setattr(os, 'replace', refuse_the_sidecar)
+    with pytest.raises(PermissionError):
+        export_checkpoint(other / 'last.pt', onnx_path)
+    monkeypatch.undo()
+    assert {path: path.read_bytes() for path in onnx_path.parent.iterdir()} == before
+    # --out naming a directory, or with a directory where its sidecar goes: refused before exporting.
+    (tmp_path / 'models' / 'dir.onnx').mkdir()
+    (tmp_path / 'models' / 'other.json').mkdir()
+    for name in ('dir.onnx', 'other.onnx'):
+        with pytest.raises(ExportError, match='is a directory'):
+            export_checkpoint(out / 'last.pt', tmp_path / 'models' / name)
 
 
 def resumed_parameters(checkpoint):

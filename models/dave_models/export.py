@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -157,7 +158,13 @@ def _output_path(onnx_path: str | os.PathLike) -> Path:
     onnx_path = Path(onnx_path)
     if onnx_path.suffix != '.onnx':
         raise ExportError(f'--out {onnx_path}: the model file name must end in .onnx')
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    for path in (onnx_path, sidecar_path_for(onnx_path)):  # found now, not after the export
+        if path.is_dir():
+            raise ExportError(f'--out {onnx_path}: {path} is a directory')
+    try:
+        onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f'--out {onnx_path}: cannot create its folder ({exc.strerror})') from None
     return onnx_path
 
 
@@ -181,12 +188,33 @@ def _export_checked(model: torch.nn.Module, example: torch.Tensor, onnx_path: Pa
             raise ExportError(f'{onnx_path}: the exported model does not load with its sidecar: '
                               f'{str(exc).replace(str(tmp), str(onnx_path))}') from None
         fsync_file(tmp)
-        os.replace(tmp, onnx_path)  # the sidecar follows at once: both renames are atomic
-        os.replace(tmp_sidecar, sidecar)
+        _replace_pair(tmp, tmp_sidecar, onnx_path, sidecar, Path(folder) / 'previous.onnx')
     report = ExportReport(onnx_path, sidecar, max_diff, model.num_parameters(), onnx_path.stat().st_size)
     logger.info('exported %s (%d parameters, %.2f MiB), onnxruntime vs torch max |diff| %.2e',
                 onnx_path, report.parameters, report.size_bytes / 2**20, max_diff)
     return report
+
+
+def _replace_pair(new_model: Path, new_sidecar: Path, model: Path, sidecar: Path, keep: Path) -> None:
+    """Move the checked pair into place: two atomic renames. Should the second fail (a sidecar
+    that cannot be replaced), the previous model goes back (kept as a hard link at `keep`), so
+    the files on disk are always a pair that loads."""
+    previous = None
+    if model.exists():
+        try:
+            os.link(model, keep)
+        except OSError:  # a file system without hard links
+            shutil.copy2(model, keep)
+        previous = keep
+    os.replace(new_model, model)
+    try:
+        os.replace(new_sidecar, sidecar)
+    except OSError:
+        if previous is not None:
+            os.replace(previous, model)
+        else:
+            model.unlink()
+        raise
 
 
 def _parity(model: SteeringNet, path: Path, config: SteeringNetConfig, generator: torch.Generator,

@@ -183,4 +183,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    raise SystemExit(main())
+    from dave_core.entry import run_tool
+    raise SystemExit(run_tool(main, 'python -m dave_models.traversability_eval'))

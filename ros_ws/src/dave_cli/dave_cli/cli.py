@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from dave_core.entry import run_tool
+
 # name -> (module, one-line help). Only commands that exist are listed.
 COMMANDS: dict[str, tuple[str, str]] = {
     'launch': ('dave_cli.commands.launch', 'run a launch/*.launch.yaml here (no ros2 launch needed)'),
@@ -43,10 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args._module.run(args) or 0)
-    except KeyboardInterrupt:
-        return 130
+    return run_tool(lambda: args._module.run(args), f'dave {args.command}')
 
 
 if __name__ == '__main__':

@@ -47,8 +47,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f'dave eval: error: --seeds: {error}', file=sys.stderr)
         return 2
-    if not args.duration > 0:
-        print(f'dave eval: error: --duration must be > 0, got {args.duration}', file=sys.stderr)
+    if not 0 < args.duration < float('inf'):
+        print(f'dave eval: error: --duration must be a finite number > 0, got {args.duration}', file=sys.stderr)
+        return 2
+    # Checked before any world is driven; a .png here would be overwritten by the plot.
+    if args.json.suffix != '.json' or args.json.is_dir():
+        print(f'dave eval: error: --json {args.json}: must name a .json file (the plot goes beside it '
+              f'as .png)', file=sys.stderr)
         return 2
     if args.offline:
         try:
