@@ -7,6 +7,7 @@ One tiny collection (3 worlds, 160x120, 0.8 s each) feeds everything, so the fil
 import json
 import shutil
 import time
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -27,6 +28,7 @@ from dave_models.traversability_train import confusion_matrix, iou_metrics, load
 from dave_sim.camera import StereoCameraConfig
 from dave_sim.collect import CollectConfig, collect
 
+ROOT = Path(__file__).resolve().parents[1]
 SEEDS = [3, 4, 5]
 CAMERA = StereoCameraConfig(width=160, height=120)
 FRAMES = 12  # 0.8 s at 15 Hz
@@ -300,6 +302,23 @@ def test_segmentation_spec_rejects_unknown_keys_also_inside_a_sidecar(trained):
         replace(contract, preprocessing={**contract.preprocessing, 'color_space': 'hsv'})
 
 
+@pytest.mark.parametrize('class_ids', [
+    {'traversable': 1, 'obstacle': 0, 'unknown': 2},  # swapped: labels would be misread
+    {'traversable': 0, 'obstacle': 1},
+    {'traversable': 0, 'obstacle': 1, 'unknown': 2, 'water': 3},
+])
+def test_a_model_with_other_classes_is_refused_naming_it(tmp_path, class_ids):
+    for name in ('traversability.onnx', 'traversability.json'):
+        shutil.copy(ROOT / 'models' / name, tmp_path / name)
+    sidecar = tmp_path / 'traversability.json'
+    data = json.loads(sidecar.read_text())
+    data['class_ids'] = class_ids
+    sidecar.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=f'{tmp_path / "traversability.onnx"}: class_ids .* differ'):
+        TraversabilitySegmenter.load(tmp_path / 'traversability.onnx')
+    assert TraversabilitySegmenter.load(ROOT / 'models' / 'traversability.onnx').model.contract.class_ids == CLASS_IDS
+
+
 # ---------------------------------------------------------------- training and export
 
 def test_dry_run_writes_checkpoint_metrics_and_curve(trained):
@@ -371,6 +390,10 @@ def test_eval_scores_the_deployed_path_beyond_range_and_the_stereo_labels(traine
     import cv2
     image = cv2.imread(str(sheet))
     assert image.shape[1] == 4 * 160 and image.shape[0] % 120 == 0  # left | truth | stereo | network
+    for far_range in ('-5', 'nan', 'inf'):  # a negative range counted most pixels as "far"
+        assert eval_main(['--model', str(onnx_path), '--data', str(collection), '--seeds', '5',
+                          '--far-range', far_range, '--json', str(out)]) == 2
+    assert json.loads(out.read_text()) == figures  # the report of the good run is left alone
 
 
 # ---------------------------------------------------------------- node

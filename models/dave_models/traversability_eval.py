@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--json', type=Path, default=None, help='also write the figures here')
     args = parser.parse_args(argv)
     logs.configure()
+    if not 0 <= args.far_range < float('inf'):
+        logger.error('--far-range must be a finite number of metres >= 0, got %s', args.far_range)
+        return 2
     try:
         wanted = set(parse_seed_list(args.seeds))
         segmenter = TraversabilitySegmenter.load(args.model)
@@ -174,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     except (*MODEL_LOAD_ERRORS, ValueError) as exc:
         logger.error('%s', exc)
         return 2
-    figures = {**{k: round(v, 4) for k, v in figures.items()}, 'seeds': args.seeds,
+    # NaN (a class absent from the frames) is null in the JSON: bare NaN is not JSON.
+    figures = {**{k: round(v, 4) if math.isfinite(v) else None for k, v in figures.items()}, 'seeds': args.seeds,
                'model': str(args.model), 'far_range_m': args.far_range}
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(figures, indent=1) + '\n')

@@ -148,6 +148,15 @@ class TraversabilitySegmenter:
         if model.input_names != [IMAGE_INPUT] or LOGITS_OUTPUT not in model.output_names:
             raise ValueError(f'{model.path}: a traversability model needs input {IMAGE_INPUT!r} and '
                              f'output {LOGITS_OUTPUT!r} (has {model.input_names} -> {model.output_names})')
+        # The label ids are this code's (the costmap, the evaluation and the labels topic read
+        # them): a model trained with other ids would be misread, not refused, without this.
+        if model.contract.class_ids != CLASS_IDS:
+            raise ValueError(f'{model.path}: class_ids {model.contract.class_ids} differ from the '
+                             f'classes this stack reads, {CLASS_IDS}')
+        channels = next(o.shape for o in model.contract.outputs if o.name == LOGITS_OUTPUT)[1:2]
+        if channels and isinstance(channels[0], int) and channels[0] != len(CLASS_IDS):
+            raise ValueError(f'{model.path}: output {LOGITS_OUTPUT!r} has {channels[0]} channels for '
+                             f'{len(CLASS_IDS)} classes')
         self.model = model
         self.spec = SegmentationSpec.from_dict(model.contract.preprocessing)
         camera = model.contract.camera
