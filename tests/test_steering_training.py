@@ -324,6 +324,45 @@ def test_a_failed_export_leaves_the_previous_model_and_sidecar_alone(dataset, tm
             export_checkpoint(out / 'last.pt', tmp_path / 'models' / name)
 
 
+@pytest.mark.parametrize('flags, culprit', [
+    (['--deadband', 'inf'], r"--deadband: invalid value inf \(must be finite\)"),  # scored everything straight
+    (['--weight-decay', 'nan'], r"--weight-decay: invalid value nan"),
+    (['--input-height', '20', '--input-width', '30'], r'input 20x30 \(--input-height x --input-width\) is too small'),
+    (['--input-height', '16', '--input-width', '16'], r'input 16x16 .* is too small'),
+])
+def test_bad_numbers_are_one_error_naming_the_flag(dataset, tmp_path, caplog, flags, culprit):
+    out = tmp_path / 'train'
+    assert _run(train_command, ['steering', '--data', str(dataset), '--out', str(out), '--dry-run',
+                                '--batch-size', '4', '--threads', '1', *flags]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and re.search(culprit, errors[0]), errors
+    assert not (out / 'last.pt').exists()
+
+
+def test_a_run_stopped_while_saving_an_epoch_can_be_run_again(dataset, tmp_path, monkeypatch):
+    from dave_models import train as train_module
+
+    real_write = train_module.atomic_write_text
+
+    def ctrl_c_at_metrics(path, *args, **kwargs):
+        if Path(path).name == 'metrics.json':
+            raise KeyboardInterrupt
+        return real_write(path, *args, **kwargs)
+
+    out = tmp_path / 'train'
+    args = ['steering', '--data', str(dataset), '--out', str(out), '--dry-run', '--batch-size', '8',
+            '--threads', '1', '--val-seeds', '3']
+    monkeypatch.setattr(train_module, 'atomic_write_text', ctrl_c_at_metrics)
+    with pytest.raises(KeyboardInterrupt):
+        _run(train_command, args)
+    monkeypatch.undo()
+    # last.pt is written last, so the epoch is not marked done: the same command runs again
+    # (it was refused: "already holds last.pt", and --resume: "nothing to do").
+    assert not (out / 'last.pt').exists()
+    assert _run(train_command, args) == 0
+    assert json.loads((out / 'metrics.json').read_text())['history'][-1]['epoch'] == 1
+
+
 def resumed_parameters(checkpoint):
     return sum(t.numel() for k, t in checkpoint['state_dict'].items()
                if not k.endswith(('running_mean', 'running_var', 'num_batches_tracked')))
@@ -400,6 +439,9 @@ def test_sim_dataset_expert_registry(tmp_path):
     assert set(EXPERTS) == {'reactive', 'planner'} and SimDatasetConfig().expert == 'reactive'
     with pytest.raises(ValueError, match="expert 'astar' unknown"):
         SimDatasetConfig(expert='astar')
+    for rate in (0.0, float('nan'), float('inf'), 400.0):  # above the physics rate: repeated frames
+        with pytest.raises(ValueError, match='camera_rate_hz must be > 0 and <= 200'):
+            SimDatasetConfig(camera_rate_hz=rate)
     config = SimDatasetConfig(frames_per_world=3, expert='planner')
     manifest = load_manifest(generate([2], tmp_path / 'planner', config, 'test'))
     assert manifest.source['config']['expert'] == 'planner'

@@ -7,6 +7,7 @@ A field carries its help text (and any extra argparse keywords) in its metadata,
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Iterable
 from dataclasses import MISSING, field, fields
 from typing import Any
@@ -46,7 +47,12 @@ def config_from_namespace(config_class: type, args: argparse.Namespace) -> Any:
 
 
 def check_values(config: Any, checks: Iterable[tuple[str, bool]]) -> None:
-    """ValueError naming the flag of the first failed (field name, ok) check."""
+    """ValueError naming the flag of the first failed (field name, ok) check; before those, any
+    number flag that is NaN or infinite (a bound like `>= 0` lets inf through)."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f'--{f.name.replace("_", "-")}: invalid value {value!r} (must be finite)')
     for name, ok in checks:
         if not ok:
             raise ValueError(f'--{name.replace("_", "-")}: invalid value {getattr(config, name)!r}')

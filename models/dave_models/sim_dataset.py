@@ -86,6 +86,9 @@ EXPERTS: dict[str, Callable[..., Expert]] = {
 }
 
 
+MAX_CAMERA_RATE_HZ = 200.0  # dave_sim.simulator's physics rate (physics_dt 5 ms)
+
+
 @dataclass(frozen=True)
 class SimDatasetConfig:
     frames_per_world: int = 200  # ~1.5 drives of a 20 m world at 10 Hz
@@ -107,8 +110,9 @@ class SimDatasetConfig:
             raise ValueError(f'expert {self.expert!r} unknown (known: {", ".join(EXPERTS)})')
         if self.frames_per_world < 1:
             raise ValueError(f'frames_per_world must be >= 1, got {self.frames_per_world}')
-        if not self.camera_rate_hz > 0:
-            raise ValueError(f'camera_rate_hz must be > 0, got {self.camera_rate_hz}')
+        if not 0 < self.camera_rate_hz <= MAX_CAMERA_RATE_HZ:  # faster: the same frame again
+            raise ValueError(f'camera_rate_hz must be > 0 and <= {MAX_CAMERA_RATE_HZ:g} (the simulator\'s '
+                             f'physics rate), got {self.camera_rate_hz}')
         if not self.cruise_speed_mps > 0:
             raise ValueError(f'cruise_speed_mps must be > 0, got {self.cruise_speed_mps}')
         if not self.max_episode_s > 0:

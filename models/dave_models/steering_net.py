@@ -130,9 +130,15 @@ class SteeringNet(nn.Module):
                        nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
             channels = out_channels
         self.features = nn.Sequential(*layers)
-        with torch.no_grad():
-            flat = self.features(self.perceive(torch.zeros(1, config.in_channels, config.height,
-                                                           config.width))).numel()
+        self.features.eval()  # one probe frame: BatchNorm in training mode would refuse a 1x1 map
+        try:
+            with torch.no_grad():
+                flat = self.features(self.perceive(torch.zeros(1, config.in_channels, config.height,
+                                                               config.width))).numel()
+        except RuntimeError as exc:
+            raise ValueError(f'input {config.height}x{config.width} (--input-height x --input-width) is '
+                             f'too small for the network\'s convolutions ({str(exc).splitlines()[0]})') from None
+        self.features.train()
         head: list[nn.Module] = [nn.Flatten()]
         width = flat
         for i, size in enumerate(config.fc):

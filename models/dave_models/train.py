@@ -677,12 +677,12 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
             'init': init_path,
             'created_by': f'dave_models {package_version()} train.py (torch {torch.__version__})',
         }
-        save_checkpoint(out, checkpoint, improved)
         save_learning_curve(history, out / 'learning_curve.png')
         summary = {'data_id': manifest.data_id, 'train_worlds': train_seeds, 'val_worlds': val_seeds,
                    'train_frames': len(train_set), 'val_frames': len(val_set),
                    'deadband_per_m': config.deadband, 'best_val_mae': best_mae, 'history': history}
         atomic_write_text(out / 'metrics.json', json.dumps(summary, indent=1) + '\n')
+        save_checkpoint(out, checkpoint, improved)  # last: it marks the epoch done
         logger.info('epoch %d: train loss %.5f, val MAE %.4f 1/m (straight %.4f), direction '
                     'accuracy %.3f (%.3f within %d frames; straight %.3f), avoid rate %.3f (expert %.3f), '
                     '%.0f samples/s%s',

@@ -146,10 +146,14 @@ def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
 
 
 def save_checkpoint(out: Path, checkpoint: dict[str, Any], improved: bool) -> None:
-    """OUT/last.pt every epoch, OUT/best.pt when the held-out score improved; each written whole."""
-    atomic_write(out / 'last.pt', lambda tmp: torch.save(checkpoint, tmp))
+    """OUT/best.pt when the held-out score improved, then OUT/last.pt; each written whole.
+
+    Call it after the epoch's other files (metrics.json, the curve): last.pt is the record that
+    the epoch is done, so a run stopped between the writes (Ctrl-C) resumes that epoch again
+    instead of holding a last.pt that no metrics.json describes."""
     if improved:
         atomic_write(out / 'best.pt', lambda tmp: torch.save(checkpoint, tmp))
+    atomic_write(out / 'last.pt', lambda tmp: torch.save(checkpoint, tmp))
 
 
 def finish(out: Path, ddp: DistributedContext, history: list[dict[str, float]], start_epoch: int,

@@ -403,7 +403,6 @@ def _train(config: TraversabilityTrainConfig, ddp: DistributedContext) -> dict[s
             'train_minutes': train_minutes, 'train_config': asdict(config),
             'created_by': f'dave_models {package_version()} traversability_train.py (torch {torch.__version__})',
         }
-        save_checkpoint(out, checkpoint, improved)
         save_learning_curve(history, out / 'learning_curve.png', val_reference, MIOU_BAR[config.labels])
         summary = {'data_id': data.data_id, 'label_source': config.labels, 'val_reference': val_reference,
                    'train_labelled_share': float(np.mean(train_set.labels != IGNORE)),
@@ -414,6 +413,7 @@ def _train(config: TraversabilityTrainConfig, ddp: DistributedContext) -> dict[s
                    'parameters': model.num_parameters(), 'best_val_miou': best_miou,
                    'train_minutes': train_minutes, 'history': history}
         atomic_write_text(out / 'metrics.json', json.dumps(summary, indent=1) + '\n')
+        save_checkpoint(out, checkpoint, improved)  # last: it marks the epoch done
         logger.info('epoch %d: train loss %.4f, held-out mIoU(0/1) %.4f (IoU traversable %.4f, '
                     'obstacle %.4f, unknown %.4f), pixel accuracy %.4f, %.1f samples/s%s', epoch,
                     record['train_loss'], record['val_miou'], record['val_iou_traversable'],
