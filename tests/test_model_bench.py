@@ -1,4 +1,5 @@
 """`dave bench models`: FLOP/parameter counting on known graphs and the figures' keys."""
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +42,15 @@ def test_bench_reports_every_shipped_model(tmp_path):
 def test_empty_directory_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match='steering.onnx'):
         run_model_bench(tmp_path)
+
+
+def test_a_damaged_model_is_one_error_naming_it(tmp_path, capsys):
+    from dave_cli.cli import main
+
+    for name in ('steering.onnx', 'steering.json'):
+        shutil.copy(ROOT / 'models' / name, tmp_path / name)
+    data = (tmp_path / 'steering.onnx').read_bytes()
+    (tmp_path / 'steering.onnx').write_bytes(data[:len(data) // 2])  # an interrupted copy
+    assert main(['bench', 'models', '--model-dir', str(tmp_path), '--runs', '10']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'steering.json' in err[0] and 'cut short' in err[0], err

@@ -109,6 +109,9 @@ def _edit(sidecar, edit):
     (lambda d: _as_traversability(d, class_ids={'free': 0}, preprocessing=PreprocessSpec().to_dict()),
      "field 'preprocessing'"),
     (lambda d: d.update(class_ids={'road': 0, 'grass': 0}), "field 'class_ids': ids are not unique"),
+    (lambda d: d.update(camera=[320, 240]), "field 'camera': expected a mapping, got list"),
+    (lambda d: d['preprocessing'].update(color_space=['yuv']), "field 'preprocessing'"),
+    (lambda d: d['preprocessing'].update(interpolation={}), "field 'preprocessing'"),
 ])
 def test_bad_sidecar_names_file_and_field(model_files, edit, culprit):
     _, sidecar = model_files

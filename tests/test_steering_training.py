@@ -131,6 +131,25 @@ def test_writer_refuses_bad_samples_and_modified_shards_are_detected(tmp_path):
         ShardWriter(root)
 
 
+@pytest.mark.parametrize('edit, culprit', [
+    (lambda m: m['shards'][0].update(world_seeds='12'), r"shards\[0\]: key 'world_seeds' has the wrong type"),
+    (lambda m: m['shards'][0].update(world_seeds=['1']), r"shards\[0\]: key 'world_seeds' must list"),
+    (lambda m: m['shards'][0].update(num_samples='4'), r"shards\[0\]: key 'num_samples' has the wrong type"),
+    (lambda m: m['shards'][0].update(num_samples=-1), r"shards\[0\]: key 'num_samples' is negative"),
+    (lambda m: m['shards'][0].update(file='..'), r"shards\[0\]: file '..' must be a bare file name"),
+    (lambda m: m['shards'][0].update(file=''), r"shards\[0\]: file '' must be a bare file name"),
+    (lambda m: m['shards'][0].pop('sha256'), r"shards\[0\]: missing key 'sha256'"),
+    (lambda m: m.update(source=['sim']), r"key 'source' has the wrong type \(list\)"),
+])
+def test_a_malformed_manifest_is_one_error_naming_the_entry(tmp_path, edit, culprit):
+    root = write_dataset(tmp_path / 'd', seeds=[0, 1], frames=2)
+    document = json.loads((root / 'manifest.json').read_text())
+    edit(document)
+    (root / 'manifest.json').write_text(json.dumps(document))
+    with pytest.raises(DatasetError, match=re.escape(str(root / 'manifest.json')) + '.*' + culprit):
+        load_manifest(root)
+
+
 def test_split_is_by_world_and_deterministic():
     seeds = list(range(36))
     train, val = split_by_world(seeds, val_fraction=0.17, seed=3)

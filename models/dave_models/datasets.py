@@ -254,7 +254,7 @@ def building(out: str | os.PathLike, flag: str = '--out') -> Iterator[Path]:
         raise
 
 
-def _require(document: dict, key: str, kind: type | tuple[type, ...], where: Path) -> Any:
+def _require(document: dict, key: str, kind: type | tuple[type, ...], where: Path | str) -> Any:
     if key not in document:
         raise DatasetError(f'{where}: missing key {key!r}')
     value = document[key]
@@ -285,20 +285,25 @@ def load_manifest(root: str | os.PathLike) -> Manifest:
         where = f'{path} shards[{i}]'
         if not isinstance(entry, dict):
             raise DatasetError(f'{where}: expected an object')
-        try:
-            shards.append(ShardInfo(file=str(entry['file']), num_samples=int(entry['num_samples']),
-                                    world_seeds=tuple(int(s) for s in entry['world_seeds']),
-                                    sha256=str(entry['sha256'])))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DatasetError(f'{where}: bad or missing key ({exc})') from None
-        if Path(shards[-1].file).name != shards[-1].file:
+        # Types checked, not converted: int('12') of a string would read worlds 1 and 2.
+        for key, kind in (('file', str), ('num_samples', int), ('world_seeds', list), ('sha256', str)):
+            _require(entry, key, kind, where)
+        if entry['num_samples'] < 0:
+            raise DatasetError(f'{where}: key \'num_samples\' is negative ({entry["num_samples"]})')
+        seeds = entry['world_seeds']
+        if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            raise DatasetError(f'{where}: key \'world_seeds\' must list non-negative integers, got {seeds!r}')
+        shards.append(ShardInfo(file=entry['file'], num_samples=entry['num_samples'],
+                                world_seeds=tuple(seeds), sha256=entry['sha256']))
+        if Path(shards[-1].file).name != shards[-1].file or shards[-1].file in ('', '.', '..'):
             raise DatasetError(f'{where}: file {shards[-1].file!r} must be a bare file name')
     if not shards or sum(s.num_samples for s in shards) == 0:
         raise DatasetError(f'{path}: no samples')
     manifest = Manifest(root=root, data_id=_require(document, 'data_id', str, path),
                         image_height=_require(document, 'image_height', int, path),
                         image_width=_require(document, 'image_width', int, path),
-                        shards=tuple(shards), source=document.get('source') or {})
+                        shards=tuple(shards), source=_require(document, 'source', dict, path)
+                        if document.get('source') is not None else {})
     expected = data_id_of(s.sha256 for s in shards)
     if manifest.data_id != expected:
         raise DatasetError(f'{path}: key \'data_id\' is {manifest.data_id!r} but the shard hashes '

@@ -91,6 +91,7 @@ def run_model_bench(model_dir: str | Path, config: ModelBenchConfig = ModelBench
     rng = np.random.default_rng(0)
     figures: Figures = {'runs': config.runs}
     for task, path in present.items():
+        OnnxModel.load(path, expected_task=task)  # model + sidecar checked before onnx parses it
         proto = onnx.load(str(path))
         figures[f'{task}_params'] = count_parameters(proto)
         figures[f'{task}_mflops'] = round(count_flops(proto) / 1e6, 2)

@@ -176,7 +176,7 @@ def _validate(c: ModelContract) -> None:
     if validator is not None:
         try:
             shape, channels = validator(c.preprocessing)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:  # TypeError: e.g. a list where a name goes
             raise _fail('preprocessing', str(exc)) from None
         # A sidecar edited by hand (or a model exported with another spec) would otherwise load
         # and fail on the first frame, inside the node, with an onnxruntime shape error.
@@ -208,6 +208,8 @@ def _validate(c: ModelContract) -> None:
         raise _fail('class_ids', f'expected a mapping of class name -> id >= 0, got {c.class_ids!r}')
     if len(set(c.class_ids.values())) != len(c.class_ids):
         raise _fail('class_ids', f'ids are not unique: {c.class_ids!r}')
+    if not isinstance(c.camera, dict):
+        raise _fail('camera', f'expected a mapping, got {type(c.camera).__name__}')
     if c.camera:
         for key in ('width', 'height'):
             value = c.camera.get(key)
