@@ -270,6 +270,11 @@ def test_truncated_bag_and_busy_output_are_one_error_line(tmp_path, capsys):
     assert code == 2 and len(err) == 1 and 'seed_000001: unreadable recording, truncated or corrupt' in err[0]
     assert out.is_dir() and list(out.iterdir()) == []  # ...and stays as it was
 
+    # info reads metadata.yaml's counts, which a cut file keeps: it names the bag and fails.
+    code, table, err = _dave(['data', 'info', str(data)], capsys)
+    assert code == 1 and 'seed_000001' in table and len(err) == 1
+    assert err[0].startswith(f'dave data info: error: {mcap.parent}: storage file seed_000001.mcap is cut short')
+
     shutil.rmtree(data / 'episodes' / 'seed_000001')
     assert _dave(['data', 'build', 'steering', '--data', str(data), '--out', str(out), '--quiet'], capsys)[0] == 0
     assert load_manifest(out).num_samples == 3

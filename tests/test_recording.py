@@ -180,3 +180,30 @@ def test_newer_format_and_foreign_directories_are_refused(tmp_path):
         rec.read_info(path)
     with pytest.raises(rec.RecordingError, match='cannot read metadata.yaml'):
         rec.read_info(tmp_path)
+
+
+def test_broken_yaml_is_one_line_naming_file_and_line(tmp_path):
+    path = tmp_path / 'episode'
+    _write_episode(path, frames=1)
+    lines = (path / 'metadata.yaml').read_text().splitlines()
+    lines[2] = '  : - [ broken'
+    (path / 'metadata.yaml').write_text('\n'.join(lines))
+    with pytest.raises(rec.RecordingError) as error:
+        rec.read_info(path)
+    message = str(error.value)
+    assert '\n' not in message and f'{path / "metadata.yaml"}: not valid YAML at line 3' in message
+
+
+def test_storage_problem_sees_a_cut_short_or_missing_file(tmp_path):
+    path = tmp_path / 'episode'
+    _write_episode(path, frames=3)
+    info = rec.read_info(path)
+    assert info.files == ('episode.mcap',) and rec.storage_problem(info) is None
+    mcap = path / 'episode.mcap'
+    whole = mcap.read_bytes()
+    mcap.write_bytes(whole[:len(whole) // 2])
+    assert rec.storage_problem(info) == 'storage file episode.mcap is cut short (no MCAP end magic)'
+    mcap.write_bytes(b'')
+    assert rec.storage_problem(info) == 'storage file episode.mcap is empty'
+    mcap.unlink()
+    assert rec.storage_problem(info) == 'storage file episode.mcap is missing'

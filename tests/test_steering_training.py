@@ -166,6 +166,10 @@ def test_parse_seed_list():
     assert parse_seed_list('0-3,7,5-5') == [0, 1, 2, 3, 5, 7]
     with pytest.raises(ValueError, match="cannot read '3-1'"):
         parse_seed_list('0,3-1')
+    with pytest.raises(ValueError, match="cannot read '9223372036854775808'"):  # overflowed int64 after a drive
+        parse_seed_list('9223372036854775808')
+    with pytest.raises(ValueError, match='more than 100000 worlds'):  # was built: 2e9 ints, memory exhausted
+        parse_seed_list('0-2000000000')
 
 
 def test_direction_metrics_use_the_deadband():
@@ -355,7 +359,7 @@ def test_bad_numbers_are_one_error_naming_the_flag(dataset, tmp_path, caplog, fl
                                 '--batch-size', '4', '--threads', '1', *flags]) == 2
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and re.search(culprit, errors[0]), errors
-    assert not (out / 'last.pt').exists()
+    assert not out.exists()  # the folder the failed run made is gone: nothing to clean up by hand
 
 
 def test_a_run_stopped_while_saving_an_epoch_can_be_run_again(dataset, tmp_path, monkeypatch):
@@ -380,6 +384,41 @@ def test_a_run_stopped_while_saving_an_epoch_can_be_run_again(dataset, tmp_path,
     assert not (out / 'last.pt').exists()
     assert _run(train_command, args) == 0
     assert json.loads((out / 'metrics.json').read_text())['history'][-1]['epoch'] == 1
+
+
+def _smaller_fc(checkpoint):
+    checkpoint['state_dict']['head.1.weight'] = checkpoint['state_dict']['head.1.weight'][:10]
+
+
+@pytest.mark.parametrize('damage, culprit', [
+    (lambda c: c.pop('model_config'), "missing key 'model_config'"),
+    (lambda c: c.update(model_config='PilotNet'), "key 'model_config' has the wrong type"),
+    (lambda c: c.update(val_seeds=3), "key 'val_seeds' has the wrong type"),
+    (_smaller_fc, 'weights do not fit its model_config|do not make a network'),
+])
+def test_a_damaged_checkpoint_is_one_error_naming_it_in_export_init_and_resume(dataset, tmp_path, caplog,
+                                                                              damage, culprit):
+    run = tmp_path / 'run'
+    common = ['--batch-size', '8', '--threads', '1', '--val-seeds', '3', '--dry-run']
+    assert _run(train_command, ['steering', '--data', str(dataset), '--out', str(run), *common]) == 0
+    checkpoint = torch.load(run / 'last.pt', weights_only=True)
+    damage(checkpoint)
+    bad = tmp_path / 'bad.pt'
+    torch.save(checkpoint, bad)
+    caplog.clear()
+    attempts = [
+        (export_command, [str(bad), '--out', str(tmp_path / 'm.onnx')]),
+        (train_command, ['steering', '--data', str(dataset), '--out', str(tmp_path / 'init'), '--init', str(bad), *common]),
+        (train_command, ['steering', '--data', str(dataset), '--out', str(tmp_path / 'resume'), '--resume', str(bad),
+                         '--epochs', '2', *common[:-1]]),
+    ]
+    for command, argv in attempts:
+        caplog.clear()
+        assert _run(command, argv) == 2, argv
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1 and '\n' not in errors[0] and re.search(culprit, errors[0]), errors
+        assert str(bad) in errors[0], errors
+    assert not (tmp_path / 'm.onnx').exists()
 
 
 def resumed_parameters(checkpoint):

@@ -7,7 +7,7 @@ import torch
 
 from dave_models.distributed import DistributedContext
 from dave_models.training import (DRY_RUN_BATCHES, EpochPlan, TrainingError, load_resume, optimizer_step,
-                                  restore, train_batches)
+                                  output_directory, restore, train_batches)
 
 
 def test_an_epochs_batches_depend_only_on_seed_and_epoch():
@@ -101,7 +101,8 @@ def test_more_processes_than_batches_is_refused():
 
 def _checkpoint_file(path, fmt='dave-test-checkpoint'):
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({'format': fmt, 'epoch': 1}, path)
+    torch.save({'format': fmt, 'epoch': 1, 'model_config': {}, 'preprocess': {}, 'state_dict': {},
+                'metrics': {}, 'history': [], 'data_id': 'test', 'train_seeds': [0], 'val_seeds': [1]}, path)
     return path
 
 
@@ -109,6 +110,8 @@ def _checkpoint_file(path, fmt='dave-test-checkpoint'):
     (lambda p: p.write_bytes(b'junk'), 'is not a readable checkpoint'),
     (lambda p: p.write_bytes(_checkpoint_file(p).read_bytes()[:100]), 'is not a readable checkpoint'),
     (lambda p: _checkpoint_file(p, 'something-else'), 'is not a dave-test-checkpoint'),
+    (lambda p: torch.save({**torch.load(_checkpoint_file(p)), 'history': None}, p),
+     "key 'history' has the wrong type"),
     (lambda p: None, 'not found'),
 ])
 def test_a_bad_resume_checkpoint_is_one_error_naming_it(tmp_path, damage, message):
@@ -131,3 +134,25 @@ def test_resume_never_replaces_another_run(tmp_path):
     assert load_resume('', tmp_path / 'first', 'dave-test-checkpoint')['epoch'] == 1
     assert load_resume(str(first), tmp_path / 'empty', 'dave-test-checkpoint')['epoch'] == 1
     assert load_resume(None, tmp_path / 'empty', 'dave-test-checkpoint') is None
+
+
+def test_a_failed_run_removes_only_the_empty_folder_it_made(tmp_path):
+    made = tmp_path / 'new' / 'run'
+    with pytest.raises(TrainingError):
+        with output_directory(made):
+            made.mkdir(parents=True)
+            raise TrainingError('bad data')
+    assert not made.exists()
+    kept = tmp_path / 'kept'  # there before the run: a user's folder stays, empty or not
+    kept.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        with output_directory(kept):
+            raise KeyboardInterrupt
+    assert kept.is_dir()
+    written = tmp_path / 'written'  # the run wrote something: left for the user to read
+    with pytest.raises(TrainingError):
+        with output_directory(written):
+            written.mkdir()
+            (written / 'curve.png').write_bytes(b'png')
+            raise TrainingError('non-finite loss')
+    assert (written / 'curve.png').exists()

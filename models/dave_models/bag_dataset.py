@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import re
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,6 +194,7 @@ def bag_summary(bag: str | os.PathLike) -> dict[str, Any]:
         'format_version': info.format_version,
         'size_mb': round(size / 1e6, 2),
         'messages': dict(sorted(info.message_counts.items())),
+        'problem': rec.storage_problem(info),  # None when the files look whole
     }
 
 
@@ -503,7 +505,7 @@ def shard_labels(manifest: Manifest) -> tuple[np.ndarray, list[tuple[np.ndarray,
             with np.load(path, allow_pickle=False) as npz:
                 parts.append((npz['curvature'].astype(np.float64),
                               npz['speed'].astype(np.float64) if 'speed' in npz.files else None))
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise BagDataError(f'{path}: not a readable shard ({type(exc).__name__}: {exc})') from None
     return np.concatenate([c for c, _ in parts]), parts
 

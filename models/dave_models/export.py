@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import logging
 import os
+import pickle
 import shutil
 import tempfile
 import warnings
@@ -41,7 +42,7 @@ from dave_core.steering import CURVATURE_OUTPUT, SPEED_OUTPUT, STEERING_TASK, ST
 from dave_models.steering_net import SteeringNet, SteeringNetConfig
 from dave_models.train import CHECKPOINT_FORMAT
 from dave_models.traversability_net import TraversabilityNet, TraversabilityNetConfig
-from dave_models.training import package_version
+from dave_models.training import checkpoint_problem, first_line, package_version
 
 logger = logging.getLogger(__name__)
 
@@ -96,10 +97,31 @@ def _read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as exc:
-        raise ExportError(f'{path}: not a readable torch checkpoint ({exc})') from None
+        # torch's weights-only refusal suggests weights_only=False, which would run the file's code.
+        reason = ('not a file torch.save wrote with tensors and plain data only'
+                  if isinstance(exc, pickle.UnpicklingError) else first_line(exc))
+        raise ExportError(f'{path}: not a readable torch checkpoint ({reason})') from None
     if not isinstance(checkpoint, dict):
         raise ExportError(f'{path}: not a dave training checkpoint (no dict inside)')
+    from dave_models.traversability_train import CHECKPOINT_FORMAT as TRAVERSABILITY_FORMAT
+
+    if checkpoint.get('format') in (CHECKPOINT_FORMAT, TRAVERSABILITY_FORMAT):
+        problem = checkpoint_problem(checkpoint)
+        if problem:
+            raise ExportError(f'{path}: {problem}')
     return checkpoint
+
+
+def _rebuild(path: str | os.PathLike, build: Callable[[], torch.nn.Module], checkpoint: dict) -> torch.nn.Module:
+    """The network `build` makes from a checkpoint's model_config, with its weights, in eval mode;
+    an ExportError naming the file when they do not fit."""
+    try:
+        model = build()
+        model.load_state_dict(checkpoint['state_dict'])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ExportError(f'{path}: its model_config and weights do not make a network '
+                          f'({first_line(exc)})') from None
+    return model.eval()
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -118,7 +140,8 @@ def build_contract(checkpoint: dict, config: SteeringNetConfig, name: str,
     spec = PreprocessSpec.from_dict(checkpoint['preprocess'])
     # Held-out scores and where training stood; timing figures belong to the training log.
     metrics = {k: float(v) for k, v in checkpoint['metrics'].items()
-               if (k.startswith('val_') or k in ('epoch', 'train_loss')) and np.isfinite(v)}
+               if (k.startswith('val_') or k in ('epoch', 'train_loss'))
+               and isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)}
     metrics['deadband_per_m'] = float(checkpoint['deadband'])
     metrics['val_worlds'] = ','.join(str(s) for s in checkpoint['val_seeds'])
     metrics['train_worlds'] = len(checkpoint['train_seeds'])
@@ -141,10 +164,13 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, onnx_path: str | os.Pa
                       seed: int = 0) -> ExportReport:
     """Export, check, write the sidecar; a failed check leaves any previous `onnx_path` untouched."""
     checkpoint = load_checkpoint(checkpoint_path)
-    config = SteeringNetConfig.from_dict(checkpoint['model_config'])
-    model = SteeringNet(config)
-    model.load_state_dict(checkpoint['state_dict'])
-    model.eval()
+    try:
+        config = SteeringNetConfig.from_dict(checkpoint['model_config'])
+        PreprocessSpec.from_dict(checkpoint['preprocess'])
+        float(checkpoint.get('deadband', 0.0))
+    except (TypeError, ValueError) as exc:
+        raise ExportError(f'{checkpoint_path}: {first_line(exc)}') from None
+    model = _rebuild(checkpoint_path, lambda: SteeringNet(config), checkpoint)
     onnx_path = _output_path(onnx_path)
     generator = torch.Generator().manual_seed(seed)
     example = torch.randn(1, config.in_channels, config.height, config.width, generator=generator)
@@ -286,11 +312,12 @@ def export_traversability_checkpoint(checkpoint_path: str | os.PathLike, onnx_pa
     checkpoint = _read_checkpoint(checkpoint_path)
     if checkpoint.get('format') != TRAVERSABILITY_FORMAT:
         raise ExportError(f'{checkpoint_path}: not a {TRAVERSABILITY_FORMAT} (key \'format\')')
-    config = TraversabilityNetConfig.from_dict(checkpoint['model_config'])
-    spec = SegmentationSpec.from_dict(checkpoint['preprocess'])
-    model = TraversabilityNet(config)
-    model.load_state_dict(checkpoint['state_dict'])
-    model.eval()
+    try:
+        config = TraversabilityNetConfig.from_dict(checkpoint['model_config'])
+        spec = SegmentationSpec.from_dict(checkpoint['preprocess'])
+    except (TypeError, ValueError) as exc:
+        raise ExportError(f'{checkpoint_path}: {first_line(exc)}') from None
+    model = _rebuild(checkpoint_path, lambda: TraversabilityNet(config), checkpoint)
     onnx_path = _output_path(onnx_path)
     shape = (1, config.in_channels, config.height, config.width)
     generator = torch.Generator().manual_seed(seed)

@@ -59,8 +59,8 @@ from dave_models.datasets import CachedSet, load_cached, load_manifest, split_by
 from dave_models.steering_net import PERCEPTION_CONVS, PERCEPTION_FC, SteeringNet, SteeringNetConfig, arc_sides
 from dave_models.train_config import SteeringTrainConfig, add_arguments, config_from_args
 from dave_models.distributed import DistributedContext, run_distributed
-from dave_models.training import (DRY_RUN_BATCHES, EpochPlan, TrainingError, finish, load_resume,
-                                  optimizer_step, package_version, read_checkpoint, restore,
+from dave_models.training import (DRY_RUN_BATCHES, EpochPlan, TrainingError, finish, first_line, load_resume,
+                                  optimizer_step, output_directory, package_version, read_checkpoint, restore,
                                   save_checkpoint, train_batches)
 
 logger = logging.getLogger(__name__)
@@ -458,11 +458,16 @@ def load_perception(path: str) -> tuple[PreprocessSpec, dict[str, Any]]:
     The traversability network sees the full image resized to its size, normalized its way; the
     steering input is that for both views (PreprocessSpec with no crop equals its spec).
     """
-    checkpoint = read_checkpoint('--perception', path, PERCEPTION_FORMAT)
+    # Only the network and how it sees are used (its training record is not).
+    checkpoint = read_checkpoint('--perception', path, PERCEPTION_FORMAT,
+                                 {'model_config': dict, 'preprocess': dict, 'state_dict': dict})
     seg = checkpoint['preprocess']
-    spec = PreprocessSpec(crop_top=0.0, crop_bottom=0.0, height=int(seg['height']), width=int(seg['width']),
-                          color_space=seg['color_space'], interpolation=seg['interpolation'],
-                          mean=tuple(seg['mean']), std=tuple(seg['std']))
+    try:
+        spec = PreprocessSpec(crop_top=0.0, crop_bottom=0.0, height=int(seg['height']), width=int(seg['width']),
+                              color_space=seg['color_space'], interpolation=seg['interpolation'],
+                              mean=tuple(seg['mean']), std=tuple(seg['std']))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TrainingError(f'--perception: {path}: key \'preprocess\': {first_line(exc)}') from None
     return spec, checkpoint
 
 
@@ -478,6 +483,14 @@ def speed_rows(state: dict[str, torch.Tensor], model: SteeringNet, speed: np.nda
     moving = float(speed[~spin].mean()) if (~spin).any() else 0.0
     return {'out.weight': torch.cat([weight, rows]),
             'out.bias': torch.cat([bias, torch.tensor([moving, math.log(share / (1 - share))], dtype=bias.dtype)])}
+
+
+def _net_config(flag: str, path: str | Path, checkpoint: dict[str, Any]) -> SteeringNetConfig:
+    """The network a checkpoint describes; one TrainingError naming it if it describes none."""
+    try:
+        return SteeringNetConfig.from_dict(checkpoint['model_config'])
+    except (TypeError, ValueError) as exc:
+        raise TrainingError(f'{flag}: {path}: key \'model_config\': {first_line(exc)}') from None
 
 
 def load_init(path: str) -> dict[str, Any]:
@@ -503,7 +516,8 @@ def train(config: SteeringTrainConfig) -> dict[str, Any]:
     alone validates and writes (dave_models.distributed).
     """
     torch.set_num_threads(config.threads)
-    return run_distributed(config.device, lambda ddp: _train(config, ddp))
+    with output_directory(Path(config.out)):
+        return run_distributed(config.device, lambda ddp: _train(config, ddp))
 
 
 def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, Any]:
@@ -542,7 +556,7 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
                                        'perception': perception['model_config']}))
     if config.init:
         init = load_init(config.init)
-        net_config = SteeringNetConfig.from_dict(init['model_config'])
+        net_config = _net_config('--init', config.init, init)
         if net_config.head != config.head:
             raise TrainingError(f'--init: {config.init} has a {net_config.head} head, not the '
                                 f'--head {config.head} asked for')
@@ -570,7 +584,7 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
                                 f'--data is {manifest.data_id}')
         if list(resume['val_seeds']) != val_seeds:
             raise TrainingError('--resume: the held-out worlds differ from the checkpoint\'s')
-        net_config = SteeringNetConfig.from_dict(resume['model_config'])
+        net_config = _net_config('--resume', config.resume or out / 'last.pt', resume)
         spec = PreprocessSpec.from_dict(resume['preprocess'])
         # What the run started from stays on record (export puts it in the sidecar's data id).
         perception_record = dict(resume.get('perception') or {})
@@ -603,12 +617,20 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
 
     model = SteeringNet(net_config)
     if perception is not None and resume is None:
-        model.perception.load_state_dict(perception['state_dict'])
+        try:
+            model.perception.load_state_dict(perception['state_dict'])
+        except RuntimeError as exc:
+            raise TrainingError(f'--perception: {config.perception}: its weights do not fit its '
+                                f'model_config ({first_line(exc)})') from None
     if init is not None and resume is None:
         state = dict(init['state_dict'])
         if grow_speed:
             state.update(speed_rows(state, model, train_set.speed))
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # a weight of another shape
+            raise TrainingError(f'--init: {config.init}: its weights do not fit its model_config '
+                                f'({first_line(exc)})') from None
         if unexpected or any(not key.startswith('aux.') for key in missing):
             raise TrainingError(f'--init: {config.init} does not fit its own model_config '
                                 f'(missing {missing[:3]}, unexpected {unexpected[:3]})')
@@ -624,7 +646,8 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
     best_mae = math.inf
     start_epoch = 0
     if resume is not None:
-        history, start_epoch = restore(resume, model, optimizer, scheduler, plan)
+        history, start_epoch = restore(resume, model, optimizer, scheduler, plan,
+                                         config.resume or out / 'last.pt')
         best_mae = float(resume['best_val_mae'])
         logger.info('resuming after epoch %d (best val MAE %.4f)', start_epoch, best_mae)
     augment_config, geometry = augment_setup(config, manifest.source, spec)

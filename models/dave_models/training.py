@@ -2,9 +2,11 @@
 optimizer step, checkpoint files, the package version."""
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +35,20 @@ def package_version() -> str:
         return 'unknown'
 
 
+@contextlib.contextmanager
+def output_directory(out: Path) -> Iterator[Path]:
+    """--out for one run: a folder this run had to create is removed again when the run fails
+    before writing anything into it, so a typo or bad data leaves no empty run folder behind."""
+    existed = out.exists()
+    try:
+        yield out
+    except BaseException:
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            with contextlib.suppress(OSError):  # another torchrun process got there first
+                out.rmdir()
+        raise
+
+
 def train_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Shuffled batches; the ragged tail is dropped (a batch of 1 breaks BatchNorm)."""
     order = rng.permutation(n)
@@ -41,8 +57,35 @@ def train_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.
     return [order[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
 
 
-def read_checkpoint(flag: str, path: str | Path, expected_format: str) -> dict[str, Any]:
-    """A checkpoint of `expected_format` given to `flag`, or one TrainingError naming the file."""
+# What a checkpoint of either trainer holds, with its type: checked when the file is read, so a
+# damaged or hand-made checkpoint is one error naming the key, not a KeyError half-way through.
+CHECKPOINT_KEYS: dict[str, type] = {
+    'model_config': dict, 'preprocess': dict, 'state_dict': dict, 'metrics': dict, 'epoch': int,
+    'history': list, 'data_id': str, 'train_seeds': list, 'val_seeds': list}
+
+
+def checkpoint_problem(checkpoint: dict[str, Any], keys: dict[str, type] = CHECKPOINT_KEYS) -> str | None:
+    """What is missing or of the wrong type in a checkpoint of the right format, or None."""
+    for key, kind in keys.items():
+        if key not in checkpoint:
+            return f'missing key {key!r}'
+        if not isinstance(checkpoint[key], kind) or isinstance(checkpoint[key], bool):
+            return f'key {key!r} has the wrong type ({type(checkpoint[key]).__name__})'
+    return None
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's text on one line, for a one-line error: its first line (torch's errors run
+    over many), with the next one when the first only introduces it ('...:'); at most 300 chars."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]
+    text = f'{lines[0]} {lines[1]}' if lines[0].endswith(':') and len(lines) > 1 else lines[0]
+    return text if len(text) <= 300 else text[:297] + '...'
+
+
+def read_checkpoint(flag: str, path: str | Path, expected_format: str,
+                    keys: dict[str, type] = CHECKPOINT_KEYS) -> dict[str, Any]:
+    """A checkpoint of `expected_format` holding `keys` given to `flag`, or one TrainingError
+    naming the file."""
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
     except FileNotFoundError:
@@ -51,6 +94,9 @@ def read_checkpoint(flag: str, path: str | Path, expected_format: str) -> dict[s
         raise TrainingError(f'{flag}: {path} is not a readable checkpoint ({type(exc).__name__})') from None
     if not isinstance(checkpoint, dict) or checkpoint.get('format') != expected_format:
         raise TrainingError(f'{flag}: {path} is not a {expected_format}')
+    problem = checkpoint_problem(checkpoint, keys)
+    if problem:
+        raise TrainingError(f'{flag}: {path}: {problem}')
     return checkpoint
 
 
@@ -114,11 +160,15 @@ class EpochPlan:
 
 def restore(resume: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
             scheduler: torch.optim.lr_scheduler.CosineAnnealingLR,
-            plan: EpochPlan) -> tuple[list[dict[str, float]], int]:
+            plan: EpochPlan, path: str | Path = '') -> tuple[list[dict[str, float]], int]:
     """Load a `--resume` checkpoint's weights, optimizer and schedule; its history and last epoch."""
-    model.load_state_dict(resume['state_dict'])
-    optimizer.load_state_dict(resume['optimizer'])
-    scheduler.load_state_dict(resume['scheduler'])
+    try:
+        model.load_state_dict(resume['state_dict'])
+        optimizer.load_state_dict(resume['optimizer'])
+        scheduler.load_state_dict(resume['scheduler'])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise TrainingError(f'--resume: {path or "the checkpoint"}: its weights do not fit its '
+                            f'model_config ({first_line(exc)})') from None
     start_epoch = int(resume['epoch'])
     # --epochs may have grown since the first run, and --batch-size or the number of processes
     # may differ (other steps per epoch): count this plan's steps to here, so its cosine ends with

@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -337,7 +338,7 @@ def _load_cache(path: Path, key: str, ignore_ok: bool = False) -> dict | None:
                 return None
             cached = {name: data[name] for name in _CACHED}
             cached.update({name: data[name] for name in _CACHED_TRUTH if name in data.files})
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise TraversabilityDataError(f'{path}: unreadable cache file ({exc}); delete it') from None
     validate_arrays(cached['images'], cached['labels'], str(path), ignore_ok)
     if 'gt_labels' in cached:

@@ -65,7 +65,7 @@ from dave_models.traversability_net import TraversabilityNet, TraversabilityNetC
 from dave_models.traversability_train_config import (TraversabilityTrainConfig, add_arguments,
                                                      config_from_args)
 from dave_models.distributed import DistributedContext, run_distributed
-from dave_models.training import (DRY_RUN_BATCHES, EpochPlan, TrainingError, finish, load_resume,
+from dave_models.training import (DRY_RUN_BATCHES, EpochPlan, TrainingError, finish, load_resume, output_directory,
                                   optimizer_step, package_version, restore, save_checkpoint)
 
 logger = logging.getLogger(__name__)
@@ -264,7 +264,8 @@ def train(config: TraversabilityTrainConfig) -> dict[str, Any]:
     """
     torch.set_num_threads(config.threads)
     cv2.setNumThreads(config.threads)  # SGBM (stereo labels) and resizing share the same budget
-    return run_distributed(config.device, lambda ddp: _train(config, ddp))
+    with output_directory(Path(config.out)):
+        return run_distributed(config.device, lambda ddp: _train(config, ddp))
 
 
 def _train(config: TraversabilityTrainConfig, ddp: DistributedContext) -> dict[str, Any]:
@@ -335,7 +336,8 @@ def _train(config: TraversabilityTrainConfig, ddp: DistributedContext) -> dict[s
     start_epoch = 0
     train_minutes = 0.0
     if resume is not None:
-        history, start_epoch = restore(resume, model, optimizer, scheduler, plan)
+        history, start_epoch = restore(resume, model, optimizer, scheduler, plan,
+                                         config.resume or out / 'last.pt')
         best_miou = float(resume['best_val_miou'])
         train_minutes = float(resume.get('train_minutes', 0.0))
         logger.info('resuming after epoch %d (best held-out mIoU %.4f)', start_epoch, best_miou)

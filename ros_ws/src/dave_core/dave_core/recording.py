@@ -63,6 +63,7 @@ ODOM_FRAME = 'odom'
 BASE_FRAME = 'base_link'
 
 _PARTIAL = '.partial-'
+MCAP_MAGIC = b'\x89MCAP0\r\n'  # first and last bytes of every complete MCAP file
 
 # rosbag2 writes "no deadline / lifespan / lease" as the largest rmw duration, not as zero.
 _INFINITE = QosTime(sec=9223372036, nsec=854775807)
@@ -360,6 +361,7 @@ class RecordingInfo:
     start_ns: int
     duration_ns: int
     custom_data: dict[str, str]
+    files: tuple[str, ...] = ()  # storage files, relative to `path`
 
 
 def read_info(path: str | os.PathLike) -> RecordingInfo:
@@ -372,9 +374,16 @@ def read_info(path: str | os.PathLike) -> RecordingInfo:
         counts = {t['topic_metadata']['name']: int(t['message_count']) for t in info['topics_with_message_count']}
         start_ns = int(info['starting_time']['nanoseconds_since_epoch'])
         duration_ns = int(info['duration']['nanoseconds'])
+        files = tuple(str(f) for f in info.get('relative_file_paths') or ())
     except OSError as exc:
         raise RecordingError(f'recording {path}: cannot read metadata.yaml ({exc.strerror})') from None
-    except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+    except yaml.YAMLError as exc:
+        # PyYAML's text spans several lines (context, snippet, caret): keep its place and problem.
+        mark = getattr(exc, 'problem_mark', None)
+        where = f' at line {mark.line + 1}' if mark is not None else ''
+        problem = getattr(exc, 'problem', None) or type(exc).__name__
+        raise RecordingError(f'recording {metadata}: not valid YAML{where} ({problem})') from None
+    except (KeyError, TypeError, ValueError) as exc:
         raise RecordingError(f'recording {metadata}: not rosbag2 metadata ({type(exc).__name__}: {exc})') from None
     custom = {str(k): str(v) for k, v in (info.get('custom_data') or {}).items()}
     version = None
@@ -386,7 +395,33 @@ def read_info(path: str | os.PathLike) -> RecordingInfo:
         if version > FORMAT_VERSION:
             raise RecordingError(f'recording {path} has format version {version}, newer than this dave '
                                  f'reads ({FORMAT_VERSION}); update dave')
-    return RecordingInfo(path, version, counts, start_ns, duration_ns, custom)
+    return RecordingInfo(path, version, counts, start_ns, duration_ns, custom, files)
+
+
+def storage_problem(info: RecordingInfo) -> str | None:
+    """Why a recording's storage files cannot be whole, judged without reading them, or None.
+
+    metadata.yaml is written last, so its counts describe the files as they were closed; a file
+    cut short afterwards (a full disk, a copy stopped half way) keeps those counts. An MCAP file
+    ends with the same magic bytes it starts with, so a missing end shows the cut.
+    """
+    for name in info.files:
+        file = info.path / name
+        try:
+            size = file.stat().st_size
+            with file.open('rb') as stream:
+                head = stream.read(len(MCAP_MAGIC))
+                stream.seek(max(size - len(MCAP_MAGIC), 0))
+                tail = stream.read(len(MCAP_MAGIC))
+        except FileNotFoundError:
+            return f'storage file {name} is missing'
+        except OSError as exc:
+            return f'storage file {name} cannot be read ({exc.strerror})'
+        if size == 0:
+            return f'storage file {name} is empty'
+        if head == MCAP_MAGIC and (size < 2 * len(MCAP_MAGIC) or tail != MCAP_MAGIC):
+            return f'storage file {name} is cut short (no MCAP end magic)'
+    return None
 
 
 def read_messages(path: str | os.PathLike, topics: Iterable[str] | None = None) -> Iterator[tuple[str, int, Any]]:

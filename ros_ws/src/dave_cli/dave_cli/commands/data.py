@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     info = sub.add_parser('info', help='what a bag, a dave collect directory or a shard directory holds',
                           description='Per bag: world seed, expert, duration, frames, image size, distance, '
                                       'collisions, goal; then totals. For a steering shard directory: samples, '
-                                      'worlds and label statistics per shard.')
+                                      'worlds and label statistics per shard. Exits 1, naming the bag, when '
+                                      'a bag\'s storage file is missing or cut short.')
     info.add_argument('path', type=Path, help='a bag, a dave collect directory, a folder of bags or a shard directory')
     info.add_argument('--json', action='store_true', help='print JSON on stdout instead of a table')
     info.set_defaults(_action=_info)
@@ -104,7 +105,12 @@ def _info(args: argparse.Namespace) -> int:
         print(json.dumps({'path': str(args.path), 'bags': rows, 'totals': total}, indent=1))
     else:
         print(_bag_table(rows, total))
-    return 0
+    # Counts come from metadata.yaml; a damaged file keeps them, so say so and fail the command.
+    damaged = [r for r in rows if r['problem']]
+    for r in damaged:
+        print(f'{PROG} info: error: {r["bag"]}: {r["problem"]}; its counts are what was recorded, '
+              'not what is left', file=sys.stderr)
+    return 1 if damaged else 0
 
 
 def _cell(value: Any, digits: int = 1) -> str:
