@@ -24,7 +24,8 @@ from dave_core.onnx_runner import OnnxModel
 from dave_core.preprocess import PreprocessSpec, preprocess_stereo
 from dave_core.seeds import parse_seed_list
 from dave_core.steering import SteeringPredictor
-from dave_models.datasets import DatasetError, Samples, ShardWriter, load_manifest, read_shard, split_by_world
+from dave_models.datasets import (DatasetError, Samples, ShardWriter, building, load_manifest, read_shard,
+                                  split_by_world)
 from dave_models import export as export_module
 from dave_models.export import PARITY_ATOL, ExportError, export_checkpoint
 from dave_models.steering_net import SteeringNet, SteeringNetConfig
@@ -545,6 +546,19 @@ def test_a_failed_merge_names_the_input_shard_and_leaves_no_output(tmp_path, cap
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and errors[0].startswith(f'{b / "shard_00001.npz"}: {culprit}')
     assert os.listdir(tmp_path / 'data') == []  # neither the output nor its hidden partial folder
+
+
+def test_errors_while_building_name_the_output_not_its_hidden_folder(tmp_path):
+    out = tmp_path / 'data'
+    with pytest.raises(DatasetError) as error:
+        with building(out) as partial:
+            raise DatasetError(f'{partial / "shard_00000.npz"}: label 0 is NaN')
+    assert str(error.value) == f'{out / "shard_00000.npz"}: label 0 is NaN'
+    with pytest.raises(OSError) as error:  # e.g. a full disk while a shard is written
+        with building(out) as partial:
+            (partial / 'shard_00000.npz').read_bytes()
+    assert error.value.filename == str(out / 'shard_00000.npz') and '.partial' not in str(error.value)
+    assert os.listdir(tmp_path) == []
 
 
 def test_augment_flags_mirror_augment_config_and_need_the_camera_for_rotations():

@@ -249,6 +249,15 @@ def building(out: str | os.PathLike, flag: str = '--out') -> Iterator[Path]:
     try:
         yield partial
         os.rename(partial, out)  # replaces an empty `out`; atomic on one file system
+    except (DatasetError, OSError) as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        # Name the data set the user asked for, not the hidden folder that is gone now.
+        if isinstance(exc, OSError):
+            for name in ('filename', 'filename2'):
+                if getattr(exc, name, None):
+                    setattr(exc, name, os.fspath(getattr(exc, name)).replace(str(partial), str(out)))
+            raise
+        raise DatasetError(str(exc).replace(str(partial), str(out))) from None
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
