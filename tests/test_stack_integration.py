@@ -134,6 +134,32 @@ def test_eval_drives_each_world_and_reports_totals_per_world_and_a_plot(tmp_path
     assert out.with_suffix('.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
+def test_eval_counts_a_world_whose_node_died_as_failed(tmp_path):
+    # A damaged traversability model: its node exits at start-up while the others run on.
+    models = tmp_path / 'models'
+    models.mkdir()
+    for name in ('steering.onnx', 'steering.json', 'traversability.json'):
+        (models / name).write_bytes((ROOT / 'models' / name).read_bytes())
+    (models / 'traversability.onnx').write_bytes((ROOT / 'models/traversability.onnx').read_bytes()[:1000])
+    out = tmp_path / 'eval.json'
+    proc = subprocess.run([*DAVE, 'eval', '--seeds', '1', '--duration', '3', '--model-dir', str(models),
+                           '--json', str(out), '--quiet'], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert 'world 1: error:' in proc.stderr and 'traversability_node' in proc.stderr, proc.stderr
+    assert "field 'onnx_sha256'" in proc.stderr  # why it died, though --quiet hides the nodes' output
+    assert json.loads(out.read_text())['failed_worlds'] == 1
+
+
+def test_a_model_dir_without_both_networks_is_refused_before_starting(tmp_path):
+    (tmp_path / 'steering.onnx').write_bytes((ROOT / 'models/steering.onnx').read_bytes())
+    (tmp_path / 'steering.json').write_bytes((ROOT / 'models/steering.json').read_bytes())
+    proc = subprocess.run([*DAVE, 'eval', '--seeds', '1', '--model-dir', str(tmp_path), '--json',
+                           str(tmp_path / 'eval.json')], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
+    assert f'--model-dir {tmp_path}: missing traversability.onnx, traversability.json' in proc.stderr
+    assert not (tmp_path / 'eval.json').exists()
+
+
 def test_eval_rejects_bad_seeds_in_one_line():
     proc = subprocess.run([*DAVE, 'eval', '--seeds', '3-x', '--json', '/tmp/never.json'],
                           capture_output=True, text=True, timeout=60)

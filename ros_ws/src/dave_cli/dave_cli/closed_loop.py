@@ -21,8 +21,24 @@ def load_sim_launch(seed: int, model_dir: Path | None = None, launch: Path | Non
     launch_file = launch or project_file('launch/sim.launch.yaml')
     launch_args = {'seed': str(seed)}
     if model_dir is not None:
+        check_model_dir(Path(model_dir))
         launch_args['model_dir'] = str(Path(model_dir).resolve())
     return load_launch_file(launch_file, launch_args)
+
+
+# The stack runs both networks from one folder (launch/stack.launch.yaml's model_dir).
+MODEL_FILES = ('steering.onnx', 'steering.json', 'traversability.onnx', 'traversability.json')
+
+
+def check_model_dir(model_dir: Path) -> None:
+    """FileNotFoundError naming what `--model-dir` lacks, before any process starts: a node
+    without its model stops the vehicle, so the drive would measure nothing."""
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f'--model-dir {model_dir}: not a directory')
+    missing = [name for name in MODEL_FILES if not (model_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f'--model-dir {model_dir}: missing {", ".join(missing)} (the stack runs both '
+                                f'networks; copy the shipped pair from models/ beside a new one)')
 
 
 def drive(description: Any, duration_s: float, domain_id: int,
@@ -35,12 +51,20 @@ def drive(description: Any, duration_s: float, domain_id: int,
     from dave_core.launch import LaunchRunner, RunnerConfig
     from dave_nodes.stack_monitor import StackMonitor
 
+    last_error: dict[str, str] = {}  # per process, its last stderr line: why it stopped, even with --quiet
+
+    def keep_errors(line: Any) -> None:
+        if line.stream == 'stderr' and line.text.strip():
+            last_error[line.process] = line.text.strip()
+        sink(line)
+
     with rclpy.init(args=[]):
         monitor = StackMonitor()
-        runner = LaunchRunner(description, RunnerConfig(domain_id=domain_id, force_localhost=True), sink=sink)
+        runner = LaunchRunner(description, RunnerConfig(domain_id=domain_id, force_localhost=True),
+                              sink=keep_errors)
         try:
             runner.start()
-            failure = _measure(monitor, runner, duration_s)
+            failure = _measure(monitor, runner, duration_s, last_error)
         except KeyboardInterrupt:
             failure = 'interrupted'
         finally:
@@ -51,29 +75,34 @@ def drive(description: Any, duration_s: float, domain_id: int,
     return monitor.recorder.metrics(), failure
 
 
-def _measure(monitor, runner, duration_s: float) -> str | None:
+def _measure(monitor, runner, duration_s: float, last_error: dict[str, str]) -> str | None:
     """Spin the monitor through start-up and the measured window; return a failure or None."""
     import rclpy
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while monitor.first_command_s is None:
         rclpy.spin_once(monitor, timeout_sec=0.1)
-        if runner.wait(timeout=0) is not None:
-            return f'the stack stopped during start-up ({_exits(runner)})'
+        # Any process ending counts: the others keep running without it (a dead perception node
+        # left a drive that looked fine).
+        if runner.exits or runner.wait(timeout=0) is not None:
+            return f'the stack stopped during start-up ({_exits(runner, last_error)})'
         if time.monotonic() > deadline:
             return f'no driving command within {STARTUP_TIMEOUT_S:.0f} s of start-up'
     monitor.start_window()
     end = time.monotonic() + duration_s
     while time.monotonic() < end:
         rclpy.spin_once(monitor, timeout_sec=0.1)
-        if runner.wait(timeout=0) is not None:
+        if runner.exits or runner.wait(timeout=0) is not None:
             monitor.stop_window()
-            return f'the stack stopped while driving ({_exits(runner)})'
+            return f'a process of the stack stopped while driving ({_exits(runner, last_error)})'
     monitor.stop_window()
     return None
 
 
-def _exits(runner) -> str:
-    return ', '.join(f'{e.label} exited with {e.returncode}' for e in runner.exits) or 'no exit recorded'
+def _exits(runner, last_error: dict[str, str]) -> str:
+    time.sleep(0.2)  # the dead process's last lines may still be in its pipe
+    return '; '.join(f'{e.label} exited with {e.returncode}'
+                     + (f': {last_error[e.label]}' if e.label in last_error else '')
+                     for e in runner.exits) or 'no exit recorded'
 
 
 def print_metrics(metrics: dict, title: str = 'closed-loop metrics') -> None:

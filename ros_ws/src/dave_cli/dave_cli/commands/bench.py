@@ -1,12 +1,12 @@
 """Benchmarks with figures as rates and ratios, printed and written as flat JSON (medians of repeats).
 
-    dave bench sim --json out/bench_sim.json       stereo pairs/s with GT (1 core, 2 cores, 640x480)
-                                                   and the physics real-time factor
+    dave bench sim --json out/bench_sim.json       stereo pairs/s with GT (320x240 on 1 core and
+                                                   2 workers, 640x480 on 1 core), physics real-time factor
     dave bench sim --frames 10 --repeats 3 --json PATH      a quicker, noisier run
     dave bench models --json out/bench_models.json  network latency at deployment size
 
-Each benchmark is one entry of BENCHMARKS (name -> how to add its options and run it); `models`
-and `stack` are added there the same way.
+Each benchmark is one entry of BENCHMARKS (name -> how to add its options and run it); a new one
+is added there the same way.
 """
 from __future__ import annotations
 

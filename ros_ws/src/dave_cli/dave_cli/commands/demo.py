@@ -29,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     """Options `dave demo` and `dave eval` share."""
     parser.add_argument('--model-dir', type=Path, default=None,
-                        help='directory with steering.onnx + steering.json (default: the shipped models/)')
+                        help='directory with both networks: steering.onnx, traversability.onnx and their '
+                             '.json sidecars (default: the shipped models/; eval --offline uses only '
+                             'the steering pair)')
     parser.add_argument('--launch', type=Path, default=None, metavar='FILE',
                         help='launch file to run (default: launch/sim.launch.yaml of this checkout)')
     parser.add_argument('--domain-id', type=int, default=None,
