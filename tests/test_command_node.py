@@ -90,3 +90,10 @@ def test_stale_images_and_silence_stop_the_vehicle(graph):
     received.clear()
     _spin(executor, 0.6)  # nothing proposed at all: the watchdog keeps publishing zero
     assert len(received) >= 8 and all(m.linear.x == 0.0 for m in received)
+
+
+@pytest.mark.parametrize('rate', [float('inf'), 1e-12, 0.0, float('nan')])
+def test_a_watchdog_rate_out_of_range_is_named(rate):
+    from dave_nodes.command_node import CommandNodeConfig
+    with pytest.raises(ValueError, match=r'watchdog_rate_hz must be in \[0\.1, 1000\] Hz'):
+        CommandNodeConfig(watchdog_rate_hz=rate)

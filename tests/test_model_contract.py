@@ -112,6 +112,13 @@ def _edit(sidecar, edit):
     (lambda d: d.update(camera=[320, 240]), "field 'camera': expected a mapping, got list"),
     (lambda d: d['preprocessing'].update(color_space=['yuv']), "field 'preprocessing'"),
     (lambda d: d['preprocessing'].update(interpolation={}), "field 'preprocessing'"),
+    (lambda d: d['preprocessing'].update(interpolation=['area']), "field 'preprocessing'.*interpolation: unknown"),
+    (lambda d: d['inputs'][0].update(dtype='f4,('), r"field 'inputs\[0\]\.dtype': unknown dtype"),  # numpy: SyntaxError
+    # Loaded, then every frame was NaN in the node: 1e-60 is 0 in float32, 1e300 is inf.
+    (lambda d: d['preprocessing'].update(std=[1e-60, 0.25, 0.25]), r"std: every value must be in \[0.001, 1000\]"),
+    (lambda d: d['preprocessing'].update(mean=[1e300, 0.5, 0.5]), r"mean: every value must be in \[-10, 10\]"),
+    (lambda d: d['preprocessing'].update(crop_top=False), "crop_top: expected a fraction"),
+    (lambda d: d['preprocessing'].update(mean=[True, 0.5, 0.5]), "mean: expected 3 finite numbers"),
 ])
 def test_bad_sidecar_names_file_and_field(model_files, edit, culprit):
     _, sidecar = model_files
@@ -119,6 +126,14 @@ def test_bad_sidecar_names_file_and_field(model_files, edit, culprit):
     with pytest.raises(ModelContractError, match=culprit) as info:
         load_sidecar(sidecar)
     assert str(info.value).startswith(str(sidecar)) and '\n' not in str(info.value)
+
+
+def test_deeply_nested_json_is_one_error(model_files):
+    _, sidecar = model_files
+    sidecar.write_text('[' * 100_000 + ']' * 100_000)
+    with pytest.raises(ModelContractError, match='nested too deeply') as info:
+        load_sidecar(sidecar)
+    assert str(info.value).startswith(str(sidecar))
 
 
 def test_not_json(model_files):

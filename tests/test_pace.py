@@ -51,5 +51,5 @@ def test_pace_defaults_are_the_experts_and_bad_values_are_named():
     assert 0 < Pace().turn_in_place_below_mps < expert.min_speed_mps  # the expert's labels: 0 or >= min
     with pytest.raises(ValueError, match='turn_in_place_below_mps'):
         Pace(turn_in_place_below_mps=0.3)
-    with pytest.raises(ValueError, match='min_speed_mps'):
+    with pytest.raises(ValueError, match='pace.min_speed_mps must be >= 0'):
         Pace(min_speed_mps=-1.0)

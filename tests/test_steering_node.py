@@ -158,3 +158,26 @@ def test_node_refuses_to_start_without_its_model(graph, tmp_path):
     ctx, _ = graph
     with pytest.raises(NodeStartupError, match=str(tmp_path / 'steering.onnx')):
         SteeringNode(context=ctx, parameter_overrides=[Parameter('model_dir', value=str(tmp_path))])
+
+
+@pytest.mark.parametrize('overrides, culprit', [
+    ({'onnx_threads': 100_000}, r'onnx_threads must be in 1\.\.64'),  # hung onnxruntime's start-up
+    ({'onnx_threads': 2 ** 40}, r'onnx_threads must be in 1\.\.64'),  # overflowed its int
+    ({'max_stereo_skew_s': math.inf}, r'max_stereo_skew_s must be in \[0, 1\] s'),  # crashed the node
+    ({'cruise_speed_mps': 0.0}, 'cruise_speed_mps must be a finite number > 0'),  # "ok", never moved
+    ({'cruise_speed_mps': 0.2}, r'pace\.min_speed_mps \(0\.25\) exceeds cruise_speed_mps \(0\.2\)'),
+])
+def test_steering_parameters_out_of_range_are_named(overrides, culprit):
+    from dave_nodes.steering_node import SteeringNodeConfig
+    with pytest.raises(ValueError, match=culprit):
+        SteeringNodeConfig(model_dir='models', **overrides)
+
+
+def test_a_node_stopped_while_loading_exits_quietly(capsys):
+    from dave_nodes.runtime import run_node
+
+    def interrupted_while_loading():
+        raise KeyboardInterrupt
+
+    assert run_node(interrupted_while_loading, args=[]) == 130
+    assert capsys.readouterr().err == ''

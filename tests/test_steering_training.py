@@ -1024,3 +1024,17 @@ def test_dagger_data_is_driven_by_the_model_and_labelled_by_the_expert(tmp_path)
     assert sim_dataset_main(['--seeds', '3', '--frames-per-world', '2', '--driver', str(tmp_path / 'none.onnx'),
                              '--out', str(tmp_path / 'x')]) == 2
     assert sim_dataset_main(['--seeds', '3', '--driver-share', '1.5', '--out', str(tmp_path / 'y')]) == 2
+
+
+@pytest.mark.parametrize('write, culprit', [
+    (lambda p: p.write_text('hello, a text file'), 'not a torch checkpoint (not a file torch.save writes)'),
+    (lambda p: p.write_bytes(b''), 'not a torch checkpoint'),
+    (lambda p: torch.save({'task': ['steering']}, p), "key 'task' is ['steering']; exportable tasks"),
+])
+def test_export_of_what_is_no_checkpoint_is_one_error_naming_it(tmp_path, write, culprit):
+    checkpoint = tmp_path / 'model.pt'
+    write(checkpoint)
+    with pytest.raises(ExportError) as error:
+        export_module.export_any(checkpoint, tmp_path / 'model.onnx')  # what `dave export` calls
+    assert str(error.value).startswith(f'{checkpoint}: ') and culprit in str(error.value)
+    assert not (tmp_path / 'model.onnx').exists()

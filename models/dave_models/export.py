@@ -94,6 +94,12 @@ def _read_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ExportError(f'{path}: checkpoint not found')
+    with path.open('rb') as stream:
+        head = stream.read(2)
+    # torch.save writes a zip archive (legacy: a pickle, protocol 2+); anything else is no checkpoint,
+    # and torch's error on it is an opaque number.
+    if not (head == b'PK' or head[:1] == b'\x80'):
+        raise ExportError(f'{path}: not a torch checkpoint (not a file torch.save writes)')
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as exc:
@@ -362,7 +368,7 @@ def export_any(checkpoint_path: str | os.PathLike, onnx_path: str | os.PathLike,
                seed: int = 0) -> ExportReport:
     """Export a checkpoint of any task, chosen by its 'task' key."""
     task = _read_checkpoint(checkpoint_path).get('task')
-    exporter = EXPORTERS.get(task)
+    exporter = EXPORTERS.get(task) if isinstance(task, str) else None
     if exporter is None:
         raise ExportError(f'{checkpoint_path}: key \'task\' is {task!r}; exportable tasks: '
                           f'{sorted(EXPORTERS)}')

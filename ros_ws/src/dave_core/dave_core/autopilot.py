@@ -41,10 +41,10 @@ class Pace:
         for name in ('min_speed_mps', 'turn_in_place_below_mps', 'turn_in_place_rps'):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
-                raise ValueError(f'{name} must be >= 0, got {value!r}')
+                raise ValueError(f'pace.{name} must be >= 0, got {value!r}')
         if self.turn_in_place_below_mps > self.min_speed_mps:
-            raise ValueError(f'turn_in_place_below_mps ({self.turn_in_place_below_mps}) exceeds '
-                             f'min_speed_mps ({self.min_speed_mps})')
+            raise ValueError(f'pace.turn_in_place_below_mps ({self.turn_in_place_below_mps}) exceeds '
+                             f'pace.min_speed_mps ({self.min_speed_mps})')
 
 
 class SteeringPilot:
@@ -52,12 +52,17 @@ class SteeringPilot:
 
     def __init__(self, predictor: SteeringPredictor, cruise_speed_mps: float = 0.8,
                  expected_size: tuple[int, int] | None = None, pace: Pace | None = None) -> None:
-        if not (math.isfinite(cruise_speed_mps) and cruise_speed_mps >= 0.0):
-            raise ValueError(f'cruise_speed_mps must be >= 0, got {cruise_speed_mps!r}')
+        # 0 would leave a vehicle that never moves while everything reports "ok".
+        if not (math.isfinite(cruise_speed_mps) and cruise_speed_mps > 0.0):
+            raise ValueError(f'cruise_speed_mps must be > 0, got {cruise_speed_mps!r}')
+        pace = pace or Pace()
+        if pace.min_speed_mps > cruise_speed_mps:
+            raise ValueError(f'pace.min_speed_mps ({pace.min_speed_mps}) exceeds cruise_speed_mps '
+                             f'({cruise_speed_mps}): the cruise speed caps every predicted speed')
         self.predictor = predictor
         self.cruise_speed_mps = cruise_speed_mps
         self.expected_size = expected_size  # (width, height) of the camera the model was trained on
-        self.pace = pace or Pace()
+        self.pace = pace
         self._spin_direction = 0.0  # +1 / -1 while turning in place (kept, as the expert keeps it)
 
     @classmethod

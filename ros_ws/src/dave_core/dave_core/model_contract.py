@@ -129,12 +129,15 @@ def _check_shape(shape: Any, name: str) -> None:
             raise _fail(name, f'dim {dim!r} is neither a positive int nor a symbolic name')
 
 
+# Tensor element types a sidecar may name: plain numpy names only (np.dtype() would also parse
+# struct specs such as 'f4,(' and raise SyntaxError on them).
+DTYPES = ('float16', 'float32', 'float64', 'uint8', 'int8', 'int32', 'int64', 'bool')
+
+
 def _check_dtype(dtype: Any, name: str) -> None:
     _check_str(dtype, name)
-    try:
-        np.dtype(dtype)
-    except TypeError:
-        raise _fail(name, f'unknown dtype {dtype!r}') from None
+    if dtype not in DTYPES:
+        raise _fail(name, f'unknown dtype {dtype!r} (expected one of {", ".join(DTYPES)})')
 
 
 def _validate(c: ModelContract) -> None:
@@ -295,6 +298,8 @@ def load_sidecar(path: str | os.PathLike) -> ModelContract:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ModelContractError(f'{path}: not valid JSON ({exc})') from None
+    except RecursionError:  # arrays nested thousands deep
+        raise ModelContractError(f'{path}: not a sidecar (JSON nested too deeply)') from None
     try:
         return contract_from_dict(data)
     except ModelContractError as exc:

@@ -32,6 +32,11 @@ _ORT_TYPES = {
 }
 
 
+# More threads than any onboard computer has cores: 100,000 hung onnxruntime's thread pool
+# start-up (unkillable by SIGINT), 2**40 overflowed its int.
+MAX_INTRA_OP_THREADS = 64
+
+
 class OnnxModelError(RuntimeError):
     """The .onnx file cannot be opened or run, or a tensor does not fit the model."""
 
@@ -128,8 +133,10 @@ class OnnxModel:
         path = Path(onnx_path)
         if not path.is_file():
             raise OnnxModelError(f'{path}: model file not found')
-        if not isinstance(intra_op_threads, int) or intra_op_threads < 1:
-            raise ValueError(f'intra_op_threads: expected an integer >= 1, got {intra_op_threads!r}')
+        if (not isinstance(intra_op_threads, int) or isinstance(intra_op_threads, bool)
+                or not 1 <= intra_op_threads <= MAX_INTRA_OP_THREADS):
+            raise ValueError(f'intra_op_threads: expected an integer in 1..{MAX_INTRA_OP_THREADS}, '
+                             f'got {intra_op_threads!r}')
         contract = load_contract(path, expected_task)
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads

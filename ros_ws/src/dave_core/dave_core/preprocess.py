@@ -36,6 +36,32 @@ INTERPOLATIONS: dict[str, int] = {
 }
 
 
+# Bounds of a sane normalization in [0, 1] pixel units: outside them a sidecar is broken (a std of
+# 1e-60 is 0 in float32, a mean of 1e300 is inf), and every frame would become NaN in the node
+# after the model had loaded (its warm-up feeds zeros and skips preprocessing).
+MAX_ABS_MEAN = 10.0
+STD_RANGE = (1e-3, 1e3)
+
+
+def check_choice(owner: str, name: str, value: Any, choices: Any) -> None:
+    """ValueError naming `owner.name` unless `value` is one of `choices` (a string key)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f'{owner}.{name}: unknown {value!r}, expected one of {sorted(choices)}')
+
+
+def checked_normalization(owner: str, name: str, value: Any) -> tuple[float, float, float]:
+    """`mean` or `std` of a spec as 3 floats within the sane bounds; ValueError naming the field."""
+    if (not isinstance(value, (tuple, list)) or len(value) != 3
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+                       for v in value)):
+        raise ValueError(f'{owner}.{name}: expected 3 finite numbers, got {value!r}')
+    low, high = (-MAX_ABS_MEAN, MAX_ABS_MEAN) if name == 'mean' else STD_RANGE
+    if not all(low <= v <= high for v in value):
+        raise ValueError(f'{owner}.{name}: every value must be in [{low:g}, {high:g}] (pixel units '
+                         f'0..1), got {list(value)!r}')
+    return tuple(float(v) for v in value)
+
+
 @dataclass(frozen=True)
 class PreprocessSpec(SpecDict):
     """How a stereo pair becomes the network input; stored in the model sidecar."""
@@ -55,7 +81,7 @@ class PreprocessSpec(SpecDict):
     def __post_init__(self) -> None:
         for name in ('crop_top', 'crop_bottom'):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
                 raise ValueError(f'PreprocessSpec.{name}: expected a fraction in [0, 1), got {value!r}')
         if self.crop_top + self.crop_bottom >= 1.0:
             raise ValueError(f'PreprocessSpec: crop_top + crop_bottom must be < 1, got '
@@ -64,21 +90,11 @@ class PreprocessSpec(SpecDict):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 8:
                 raise ValueError(f'PreprocessSpec.{name}: expected an integer >= 8, got {value!r}')
-        if self.color_space not in COLOR_SPACES:
-            raise ValueError(f'PreprocessSpec.color_space: unknown {self.color_space!r}, '
-                             f'expected one of {sorted(COLOR_SPACES)}')
-        if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f'PreprocessSpec.interpolation: unknown {self.interpolation!r}, '
-                             f'expected one of {sorted(INTERPOLATIONS)}')
+        check_choice('PreprocessSpec', 'color_space', self.color_space, COLOR_SPACES)
+        check_choice('PreprocessSpec', 'interpolation', self.interpolation, INTERPOLATIONS)
         for name in ('mean', 'std'):
-            value = getattr(self, name)
-            if (not isinstance(value, (tuple, list)) or len(value) != 3
-                    or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in value)):
-                raise ValueError(f'PreprocessSpec.{name}: expected 3 finite numbers, got {value!r}')
             # Lists arrive from JSON; a frozen spec must stay hashable.
-            object.__setattr__(self, name, tuple(float(v) for v in value))
-        if min(self.std) <= 0.0:
-            raise ValueError(f'PreprocessSpec.std: every value must be > 0, got {self.std!r}')
+            object.__setattr__(self, name, checked_normalization('PreprocessSpec', name, getattr(self, name)))
 
     @property
     def output_shape(self) -> tuple[int, int, int]:

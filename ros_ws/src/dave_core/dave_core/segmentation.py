@@ -17,7 +17,7 @@ import numpy as np
 
 from dave_core.onnx_runner import OnnxModel
 from dave_core.spec_dict import SpecDict
-from dave_core.preprocess import COLOR_SPACES, INTERPOLATIONS
+from dave_core.preprocess import COLOR_SPACES, INTERPOLATIONS, check_choice, checked_normalization
 
 TRAVERSABILITY_TASK = 'traversability'
 IMAGE_INPUT = 'left_image'  # float32 (1, 3, h, w)
@@ -44,21 +44,10 @@ class SegmentationSpec(SpecDict):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 8:
                 raise ValueError(f'SegmentationSpec.{name}: expected an integer >= 8, got {value!r}')
-        if self.color_space not in COLOR_SPACES:
-            raise ValueError(f'SegmentationSpec.color_space: unknown {self.color_space!r}, '
-                             f'expected one of {sorted(COLOR_SPACES)}')
-        if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f'SegmentationSpec.interpolation: unknown {self.interpolation!r}, '
-                             f'expected one of {sorted(INTERPOLATIONS)}')
-        for name in ('mean', 'std'):
-            value = getattr(self, name)
-            if (not isinstance(value, (tuple, list)) or len(value) != 3
-                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                               and np.isfinite(v) for v in value)):
-                raise ValueError(f'SegmentationSpec.{name}: expected 3 finite numbers, got {value!r}')
-            object.__setattr__(self, name, tuple(float(v) for v in value))  # lists come from JSON
-        if min(self.std) <= 0.0:
-            raise ValueError(f'SegmentationSpec.std: every value must be > 0, got {self.std!r}')
+        check_choice('SegmentationSpec', 'color_space', self.color_space, COLOR_SPACES)
+        check_choice('SegmentationSpec', 'interpolation', self.interpolation, INTERPOLATIONS)
+        for name in ('mean', 'std'):  # lists come from JSON; a frozen spec must stay hashable
+            object.__setattr__(self, name, checked_normalization('SegmentationSpec', name, getattr(self, name)))
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

@@ -29,14 +29,16 @@ ESTOP_QOS = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
 @dataclass(frozen=True)
 class CommandNodeConfig:
     watchdog_rate_hz: float = field(
-        default=20.0, metadata={'description': 'rate of the watchdog that publishes when no proposal arrives [Hz]'})
+        default=20.0, metadata={
+            'description': 'rate of the watchdog that publishes when no proposal arrives [Hz] (0.1..1000)'})
     stamped: bool = field(
         default=False, metadata={'description': 'publish /cmd_vel as geometry_msgs/TwistStamped instead of Twist'})
     limits: CommandLimits = CommandLimits()
 
     def __post_init__(self) -> None:
-        if not self.watchdog_rate_hz > 0:
-            raise ValueError(f'watchdog_rate_hz must be > 0, got {self.watchdog_rate_hz!r}')
+        # inf made a 0 s timer (a core spent on ~5,000 /cmd_vel a second); 1e-12 overflowed rclpy's.
+        if not 0.1 <= self.watchdog_rate_hz <= 1000.0:
+            raise ValueError(f'watchdog_rate_hz must be in [0.1, 1000] Hz, got {self.watchdog_rate_hz!r}')
 
 
 class CommandNode(Node):

@@ -27,6 +27,8 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
         except (ParameterError, NodeStartupError) as exc:
             print(f'error: {exc}', file=sys.stderr, flush=True)
             return 2
+        except KeyboardInterrupt:  # stopped while loading (the launch is shutting down): no traceback
+            return 130
         try:
             rclpy.spin(node)
         except (KeyboardInterrupt, ExternalShutdownException):

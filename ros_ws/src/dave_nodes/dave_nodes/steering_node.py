@@ -17,7 +17,7 @@ from sensor_msgs.msg import Image
 
 from dave_core.autopilot import Pace, SteeringPilot
 from dave_core.command import Command
-from dave_core.onnx_runner import OnnxModelError
+from dave_core.onnx_runner import MAX_INTRA_OP_THREADS, OnnxModelError
 from dave_core.stereo_sync import StereoSynchronizer
 from dave_nodes.conversions import ImageConversionError, image_to_numpy
 from dave_nodes.params import declare_from_dataclass
@@ -35,16 +35,21 @@ class SteeringNodeConfig:
         'description': 'forward speed when the model does not predict one, else its upper bound [m/s]'})
     pace: Pace = Pace()  # how a model's predicted speed is used (pace.* parameters)
     max_stereo_skew_s: float = field(default=0.005, metadata={
-        'description': 'largest left/right stamp difference still paired [s]'})
-    onnx_threads: int = field(default=1, metadata={'description': 'onnxruntime intra-op threads'})
+        'description': 'largest left/right stamp difference still paired [s] (0..1)'})
+    onnx_threads: int = field(default=1, metadata={'description': 'onnxruntime intra-op threads (1..64)'})
 
     def __post_init__(self) -> None:
         if not self.model_dir:
             raise ValueError('parameter model_dir is empty: point it at the directory of steering.onnx')
-        if not self.max_stereo_skew_s >= 0:
-            raise ValueError(f'max_stereo_skew_s must be >= 0, got {self.max_stereo_skew_s}')
-        if self.onnx_threads < 1:
-            raise ValueError(f'onnx_threads must be >= 1, got {self.onnx_threads}')
+        if not 0 < self.cruise_speed_mps < float('inf'):  # 0: "ok" everywhere, and the vehicle never moves
+            raise ValueError(f'cruise_speed_mps must be a finite number > 0, got {self.cruise_speed_mps}')
+        if self.pace.min_speed_mps > self.cruise_speed_mps:
+            raise ValueError(f'pace.min_speed_mps ({self.pace.min_speed_mps}) exceeds cruise_speed_mps '
+                             f'({self.cruise_speed_mps}), which caps every predicted speed')
+        if not 0 <= self.max_stereo_skew_s <= 1.0:  # a second apart is not a stereo pair
+            raise ValueError(f'max_stereo_skew_s must be in [0, 1] s, got {self.max_stereo_skew_s}')
+        if not 1 <= self.onnx_threads <= MAX_INTRA_OP_THREADS:
+            raise ValueError(f'onnx_threads must be in 1..{MAX_INTRA_OP_THREADS}, got {self.onnx_threads}')
 
 
 class SteeringNode(Node):

@@ -14,7 +14,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from dave_core.onnx_runner import MODEL_LOAD_ERRORS, OnnxModelError
+from dave_core.onnx_runner import MAX_INTRA_OP_THREADS, MODEL_LOAD_ERRORS, OnnxModelError
 from dave_core.segmentation import TraversabilitySegmenter
 from dave_nodes.conversions import ImageConversionError, image_to_numpy, numpy_to_image
 from dave_nodes.params import declare_from_dataclass
@@ -34,7 +34,7 @@ class TraversabilityNodeConfig:
         'description': 'model file stem in model_dir'})
     image_topic: str = field(default='/stereo/left/image_raw', metadata={
         'description': 'the left camera image to label (rgb8 or bgr8)'})
-    onnx_threads: int = field(default=1, metadata={'description': 'onnxruntime intra-op threads'})
+    onnx_threads: int = field(default=1, metadata={'description': 'onnxruntime intra-op threads (1..64)'})
 
     def __post_init__(self) -> None:
         if not self.model_dir:
@@ -42,8 +42,8 @@ class TraversabilityNodeConfig:
                              'traversability.onnx')
         if not self.image_topic:
             raise ValueError('parameter image_topic is empty')
-        if self.onnx_threads < 1:
-            raise ValueError(f'onnx_threads must be >= 1, got {self.onnx_threads}')
+        if not 1 <= self.onnx_threads <= MAX_INTRA_OP_THREADS:
+            raise ValueError(f'onnx_threads must be in 1..{MAX_INTRA_OP_THREADS}, got {self.onnx_threads}')
 
 
 class TraversabilityNode(Node):
