@@ -160,6 +160,10 @@ def test_bad_source_and_bad_parameter_raise_naming_them(context, tmp_path):
     with pytest.raises(ParameterError,
                        match=r'parameters cx, cy = \(500.0, 59.5\) must lie inside'):
         StereoCameraNode(context=context, parameter_overrides=_params(video, cx=500.0))
+    # ROS ignores a value for a parameter a node does not have: a typo would leave the default.
+    typo = _params(video) + [Parameter('fxx', value=300.0)]
+    with pytest.raises(ParameterError, match=r"node 'stereo_camera' has no parameter 'fxx' \(a typo"):
+        StereoCameraNode(context=context, parameter_overrides=typo)
 
 
 def _run_main(*ros_args: str) -> subprocess.CompletedProcess:

@@ -27,6 +27,7 @@ def declare_from_dataclass(node: Node, config_cls: type[ConfigT], prefix: str = 
     `field.subfield` (ROS's usual dotted namespacing).
     """
     config = _declare(node, config_cls, prefix)
+    _refuse_unknown_overrides(node)
 
     def reject_runtime_changes(params) -> SetParametersResult:
         # Configs are read once at start-up; silently accepting a change that has no effect
@@ -37,6 +38,20 @@ def declare_from_dataclass(node: Node, config_cls: type[ConfigT], prefix: str = 
 
     node.add_on_set_parameters_callback(reject_runtime_changes)
     return config
+
+
+def _refuse_unknown_overrides(node: Node) -> None:
+    """ParameterError naming a value given for a parameter the node does not have: ROS ignores
+    it, so a typo in a params file (`cruise_sped_mps`) silently left the default running."""
+    # rclpy keeps the values from --params-file / -p / parameter_overrides here; it has no public
+    # accessor for them.
+    overrides = getattr(node, '_parameter_overrides', {})
+    unknown = sorted(name for name in overrides
+                     if not node.has_parameter(name) and not name.startswith('qos_overrides.'))
+    if unknown:
+        known = sorted(name for name in node._parameters if name != 'start_type_description_service')
+        raise ParameterError(f'node {node.get_name()!r} has no parameter {unknown[0]!r} (a typo in the '
+                             f'params file?); its parameters: {", ".join(known)}')
 
 
 def _declare(node: Node, config_cls: type[ConfigT], prefix: str) -> ConfigT:
