@@ -119,6 +119,9 @@ def _edit(sidecar, edit):
     (lambda d: d['preprocessing'].update(mean=[1e300, 0.5, 0.5]), r"mean: every value must be in \[-10, 10\]"),
     (lambda d: d['preprocessing'].update(crop_top=False), "crop_top: expected a fraction"),
     (lambda d: d['preprocessing'].update(mean=[True, 0.5, 0.5]), "mean: expected 3 finite numbers"),
+    (lambda d: d['preprocessing'].pop('std'), "field 'preprocessing': missing key 'std'"),  # loaded with 0.25
+    (lambda d: d.update(schema_version=True), "field 'schema_version'"),
+    (lambda d: d.update(opset=10 ** 40), "field 'opset': expected an integer in 7..100"),
 ])
 def test_bad_sidecar_names_file_and_field(model_files, edit, culprit):
     _, sidecar = model_files

@@ -7,6 +7,7 @@ stale or hand-edited sidecar fails loudly with one line naming the file and the 
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -55,15 +56,24 @@ class OutputSpec:
 PreprocessedLayout = tuple[tuple[int, ...], tuple[str, ...]]
 
 
+def _complete(spec_cls: type, data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`data` if it states every field of `spec_cls`: exporters write them all, and a default in
+    place of a missing mean or std is not what the network was trained with."""
+    missing = [f.name for f in dataclasses.fields(spec_cls) if f.name not in data]
+    if missing:
+        raise ValueError(f'missing key {missing[0]!r} (a sidecar states every preprocessing field)')
+    return data
+
+
 def _steering_preprocessing(data: Mapping[str, Any]) -> PreprocessedLayout:
-    spec = PreprocessSpec.from_dict(data)
+    spec = PreprocessSpec.from_dict(_complete(PreprocessSpec, data))
     return spec.output_shape, spec.channel_names()
 
 
 def _traversability_preprocessing(data: Mapping[str, Any]) -> PreprocessedLayout:
     # Imported here: dave_core.segmentation imports the ONNX runner, which imports this module.
     from dave_core.segmentation import SegmentationSpec
-    spec = SegmentationSpec.from_dict(data)
+    spec = SegmentationSpec.from_dict(_complete(SegmentationSpec, data))
     return spec.input_shape, spec.channel_names()
 
 
@@ -142,7 +152,7 @@ def _check_dtype(dtype: Any, name: str) -> None:
 
 def _validate(c: ModelContract) -> None:
     """Raise ModelContractError naming the first bad field."""
-    if c.schema_version != SCHEMA_VERSION:
+    if type(c.schema_version) is not int or c.schema_version != SCHEMA_VERSION:  # True == 1, 1.0 == 1
         raise _fail('schema_version', f'{c.schema_version!r} is not supported (this code reads '
                     f'version {SCHEMA_VERSION})')
     _check_str(c.name, 'name')
@@ -191,8 +201,8 @@ def _validate(c: ModelContract) -> None:
         if c.channel_order != channels:
             raise _fail('channel_order', f'{list(c.channel_order)} is not the order the '
                         f'preprocessing makes, {list(channels)}')
-    if not isinstance(c.opset, int) or isinstance(c.opset, bool) or c.opset < 7:
-        raise _fail('opset', f'expected an integer >= 7, got {c.opset!r}')
+    if not isinstance(c.opset, int) or isinstance(c.opset, bool) or not 7 <= c.opset <= 100:
+        raise _fail('opset', f'expected an integer in 7..100, got {c.opset!r}')
     if not isinstance(c.onnx_sha256, str) or not _SHA256_RE.match(c.onnx_sha256):
         raise _fail('onnx_sha256', f'expected 64 lowercase hex digits, got {c.onnx_sha256!r}')
     _check_str(c.training_data_id, 'training_data_id')
