@@ -150,6 +150,18 @@ def test_eval_counts_a_world_whose_node_died_as_failed(tmp_path):
     assert json.loads(out.read_text())['failed_worlds'] == 1
 
 
+@pytest.mark.parametrize('line, explains', [
+    ("[ERROR] [1764.2] [traversability_node]: field 'onnx_sha256' does not match", True),
+    ('RuntimeError: cannot open /dev/ttyUSB0', True),
+    ('[INFO] [1764.3] [traversability_node]: shutting down', False),
+    ('[DEBUG] [1764.3] [steering_node]: frame 12', False),
+    ('   ', False),
+])
+def test_the_error_kept_for_a_stopped_process_is_not_a_routine_log_line(line, explains):
+    from dave_cli.closed_loop import explains_a_stop
+    assert explains_a_stop(line) is explains
+
+
 def test_a_model_dir_without_both_networks_is_refused_before_starting(tmp_path):
     (tmp_path / 'steering.onnx').write_bytes((ROOT / 'models/steering.onnx').read_bytes())
     (tmp_path / 'steering.json').write_bytes((ROOT / 'models/steering.json').read_bytes())

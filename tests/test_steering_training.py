@@ -171,6 +171,9 @@ def test_parse_seed_list():
         parse_seed_list('9223372036854775808')
     with pytest.raises(ValueError, match='more than 100000 worlds'):  # was built: 2e9 ints, memory exhausted
         parse_seed_list('0-2000000000')
+    assert len(parse_seed_list('0-99999,0-99999,5')) == 100_000  # overlaps count once
+    with pytest.raises(ValueError, match='more than 100000 worlds'):
+        parse_seed_list('0-99999,100000')
 
 
 def test_direction_metrics_use_the_deadband():
@@ -419,6 +422,21 @@ def test_a_damaged_checkpoint_is_one_error_naming_it_in_export_init_and_resume(d
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 1 and '\n' not in errors[0] and re.search(culprit, errors[0]), errors
         assert str(bad) in errors[0], errors
+    assert not (tmp_path / 'm.onnx').exists()
+
+
+def test_export_of_a_checkpoint_without_its_deadband_names_the_key(dataset, tmp_path, caplog):
+    run = tmp_path / 'run'
+    assert _run(train_command, ['steering', '--data', str(dataset), '--out', str(run), '--batch-size', '8',
+                                '--threads', '1', '--val-seeds', '3', '--dry-run']) == 0
+    checkpoint = torch.load(run / 'last.pt', weights_only=True)
+    del checkpoint['deadband']
+    bad = tmp_path / 'bad.pt'
+    torch.save(checkpoint, bad)
+    caplog.clear()
+    assert _run(export_command, [str(bad), '--out', str(tmp_path / 'm.onnx')]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [f"{bad}: missing key 'deadband'"], errors
     assert not (tmp_path / 'm.onnx').exists()
 
 

@@ -69,6 +69,27 @@ def test_restore_continues_the_schedule_over_grown_epochs():
                        epoch=2)
 
 
+def _two_param_groups(checkpoint):
+    second = torch.optim.AdamW([{'params': [torch.zeros(1)]}, {'params': [torch.zeros(1)]}])
+    checkpoint['optimizer'] = second.state_dict()
+
+
+@pytest.mark.parametrize('damage, message', [
+    (lambda c: c.pop('best_val_mae'), "missing key 'best_val_mae'"),
+    (lambda c: c.update(scheduler=None), "key 'scheduler' has the wrong type"),
+    (lambda c: c['state_dict'].pop('bias'), 'its weights do not fit its model_config'),
+    (_two_param_groups, "its optimizer state does not fit this run's parameters"),
+])
+def test_restore_names_what_does_not_fit(damage, message):
+    plan = EpochPlan.make(16, 8, seed=0, epochs=1, dry_run=False, ddp=DistributedContext())
+    model, optimizer, scheduler = _trained(plan, 1)
+    checkpoint = {'state_dict': model.state_dict(), 'optimizer': optimizer.state_dict(), 'best_val_mae': 0.1,
+                  'scheduler': scheduler.state_dict(), 'history': [{'epoch': 1.0}], 'epoch': 1}
+    damage(checkpoint)
+    with pytest.raises(TrainingError, match=f'^--resume: run/last.pt: {message}'):
+        restore(checkpoint, *_trained(plan, 0), plan, 'run/last.pt', {'best_val_mae': float})
+
+
 def test_a_non_finite_loss_is_refused_before_any_weight_moves():
     plan = EpochPlan.make(16, 8, seed=0, epochs=1, dry_run=False, ddp=DistributedContext())
     model, optimizer, scheduler = _trained(plan, 0)

@@ -373,6 +373,21 @@ def test_export_matches_torch_and_carries_its_contract(trained, collection, tmp_
         export_any(tmp_path / 'missing.pt', tmp_path / 'x.onnx')
 
 
+@pytest.mark.parametrize('damage, culprit', [
+    (lambda c: c.pop('label_source'), "missing key 'label_source'"),
+    (lambda c: c.update(camera=[320, 240]), "key 'camera' has the wrong type"),
+])
+def test_export_of_a_checkpoint_missing_a_sidecar_field_names_it(trained, tmp_path, damage, culprit):
+    checkpoint = torch.load(trained[0] / 'last.pt', weights_only=True)
+    damage(checkpoint)
+    checkpoint['metrics']['val_note'] = 'not a number'  # left out of the sidecar, not a TypeError
+    bad = tmp_path / 'bad.pt'
+    torch.save(checkpoint, bad)
+    with pytest.raises(ExportError, match=f'{bad}: {culprit}'):
+        export_any(bad, tmp_path / 'x.onnx')
+    assert not (tmp_path / 'x.onnx').exists()
+
+
 def test_eval_scores_the_deployed_path_beyond_range_and_the_stereo_labels(trained, collection, tmp_path):
     from dave_models.traversability_eval import main as eval_main
 

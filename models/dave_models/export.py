@@ -140,14 +140,19 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return checkpoint
 
 
+def sidecar_metrics(metrics: dict) -> dict[str, float | int | str]:
+    """Held-out scores and where training stood, from a checkpoint's metrics: finite numbers only
+    (timing figures belong to the training log)."""
+    return {k: float(v) for k, v in metrics.items()
+            if (k.startswith('val_') or k in ('epoch', 'train_loss'))
+            and isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)}
+
+
 def build_contract(checkpoint: dict, config: SteeringNetConfig, name: str,
                    onnx_sha256: str) -> ModelContract:
     """The sidecar for an exported steering checkpoint."""
     spec = PreprocessSpec.from_dict(checkpoint['preprocess'])
-    # Held-out scores and where training stood; timing figures belong to the training log.
-    metrics = {k: float(v) for k, v in checkpoint['metrics'].items()
-               if (k.startswith('val_') or k in ('epoch', 'train_loss'))
-               and isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)}
+    metrics = sidecar_metrics(checkpoint['metrics'])
     metrics['deadband_per_m'] = float(checkpoint['deadband'])
     metrics['val_worlds'] = ','.join(str(s) for s in checkpoint['val_seeds'])
     metrics['train_worlds'] = len(checkpoint['train_seeds'])
@@ -173,9 +178,11 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, onnx_path: str | os.Pa
     try:
         config = SteeringNetConfig.from_dict(checkpoint['model_config'])
         PreprocessSpec.from_dict(checkpoint['preprocess'])
-        float(checkpoint.get('deadband', 0.0))
     except (TypeError, ValueError) as exc:
         raise ExportError(f'{checkpoint_path}: {first_line(exc)}') from None
+    problem = checkpoint_problem(checkpoint, {'deadband': float})
+    if problem:
+        raise ExportError(f'{checkpoint_path}: {problem}')
     model = _rebuild(checkpoint_path, lambda: SteeringNet(config), checkpoint)
     onnx_path = _output_path(onnx_path)
     generator = torch.Generator().manual_seed(seed)
@@ -323,6 +330,9 @@ def export_traversability_checkpoint(checkpoint_path: str | os.PathLike, onnx_pa
         spec = SegmentationSpec.from_dict(checkpoint['preprocess'])
     except (TypeError, ValueError) as exc:
         raise ExportError(f'{checkpoint_path}: {first_line(exc)}') from None
+    problem = checkpoint_problem(checkpoint, {'label_source': str, 'camera': dict})
+    if problem:
+        raise ExportError(f'{checkpoint_path}: {problem}')
     model = _rebuild(checkpoint_path, lambda: TraversabilityNet(config), checkpoint)
     onnx_path = _output_path(onnx_path)
     shape = (1, config.in_channels, config.height, config.width)
@@ -337,9 +347,7 @@ def traversability_contract(checkpoint: dict, config: TraversabilityNetConfig, s
                             name: str, sha256: str) -> ModelContract:
     """The sidecar for an exported traversability checkpoint."""
     shape = (1, config.in_channels, config.height, config.width)
-    metrics: dict[str, float | int | str] = {
-        k: float(v) for k, v in checkpoint['metrics'].items()
-        if (k.startswith('val_') or k in ('epoch', 'train_loss')) and np.isfinite(v)}
+    metrics: dict[str, float | int | str] = sidecar_metrics(checkpoint['metrics'])
     metrics['val_worlds'] = ','.join(str(s) for s in checkpoint['val_seeds'])
     metrics['train_worlds'] = len(checkpoint['train_seeds'])
     metrics['label_source'] = str(checkpoint['label_source'])

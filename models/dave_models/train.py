@@ -647,7 +647,7 @@ def _train(config: SteeringTrainConfig, ddp: DistributedContext) -> dict[str, An
     start_epoch = 0
     if resume is not None:
         history, start_epoch = restore(resume, model, optimizer, scheduler, plan,
-                                         config.resume or out / 'last.pt')
+                                         config.resume or out / 'last.pt', {'best_val_mae': float})
         best_mae = float(resume['best_val_mae'])
         logger.info('resuming after epoch %d (best val MAE %.4f)', start_epoch, best_mae)
     augment_config, geometry = augment_setup(config, manifest.source, spec)

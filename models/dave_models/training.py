@@ -160,15 +160,25 @@ class EpochPlan:
 
 def restore(resume: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
             scheduler: torch.optim.lr_scheduler.CosineAnnealingLR,
-            plan: EpochPlan, path: str | Path = '') -> tuple[list[dict[str, float]], int]:
-    """Load a `--resume` checkpoint's weights, optimizer and schedule; its history and last epoch."""
+            plan: EpochPlan, path: str | Path = '',
+            keys: dict[str, type] | None = None) -> tuple[list[dict[str, float]], int]:
+    """Load a `--resume` checkpoint's weights, optimizer and schedule; its history and last epoch.
+    `keys`: what else the trainer reads from it (name -> type), checked first."""
+    name = path or 'the checkpoint'
+    problem = checkpoint_problem(resume, {'optimizer': dict, 'scheduler': dict, **(keys or {})})
+    if problem:
+        raise TrainingError(f'--resume: {name}: {problem}')
     try:
         model.load_state_dict(resume['state_dict'])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise TrainingError(f'--resume: {name}: its weights do not fit its model_config '
+                            f'({first_line(exc)})') from None
+    try:
         optimizer.load_state_dict(resume['optimizer'])
         scheduler.load_state_dict(resume['scheduler'])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise TrainingError(f'--resume: {path or "the checkpoint"}: its weights do not fit its '
-                            f'model_config ({first_line(exc)})') from None
+        raise TrainingError(f'--resume: {name}: its optimizer state does not fit this run\'s '
+                            f'parameters ({first_line(exc)})') from None
     start_epoch = int(resume['epoch'])
     # --epochs may have grown since the first run, and --batch-size or the number of processes
     # may differ (other steps per epoch): count this plan's steps to here, so its cosine ends with

@@ -337,7 +337,7 @@ def _train(config: TraversabilityTrainConfig, ddp: DistributedContext) -> dict[s
     train_minutes = 0.0
     if resume is not None:
         history, start_epoch = restore(resume, model, optimizer, scheduler, plan,
-                                         config.resume or out / 'last.pt')
+                                         config.resume or out / 'last.pt', {'best_val_miou': float})
         best_miou = float(resume['best_val_miou'])
         train_minutes = float(resume.get('train_minutes', 0.0))
         logger.info('resuming after epoch %d (best held-out mIoU %.4f)', start_epoch, best_miou)

@@ -41,6 +41,13 @@ def check_model_dir(model_dir: Path) -> None:
                                 f'networks; copy the shipped pair from models/ beside a new one)')
 
 
+def explains_a_stop(text: str) -> bool:
+    """Whether a process's stderr line may say why it stopped: not blank, and not a ROS log line
+    at INFO or DEBUG level (a node logs those to stderr too, e.g. while shutting down)."""
+    text = text.strip()
+    return bool(text) and not text.startswith(('[INFO]', '[DEBUG]'))
+
+
 def drive(description: Any, duration_s: float, domain_id: int,
           sink: Callable[[Any], None]) -> tuple[dict[str, float | int], str | None]:
     """Run `description`, measure `duration_s` of driving after the first command, stop it.
@@ -54,7 +61,7 @@ def drive(description: Any, duration_s: float, domain_id: int,
     last_error: dict[str, str] = {}  # per process, its last stderr line: why it stopped, even with --quiet
 
     def keep_errors(line: Any) -> None:
-        if line.stream == 'stderr' and line.text.strip():
+        if line.stream == 'stderr' and explains_a_stop(line.text):
             last_error[line.process] = line.text.strip()
         sink(line)
 

@@ -20,7 +20,9 @@ def parse_seed_list(text: str, label: str = 'seed list') -> list[int]:
         except ValueError:
             raise ValueError(f'{label} {text!r}: cannot read {item!r} ({item!r} must be N or A-B with '
                              f'0 <= A <= B <= {MAX_SEED}; e.g. 0-9,15)') from None
-        if high - low + 1 + len(seeds) > MAX_SEEDS:
+        if high - low + 1 > MAX_SEEDS:  # refused before a giant range is built
             raise ValueError(f'{label} {text!r}: more than {MAX_SEEDS} worlds')
         seeds.update(range(low, high + 1))
+        if len(seeds) > MAX_SEEDS:  # overlapping items count once
+            raise ValueError(f'{label} {text!r}: more than {MAX_SEEDS} worlds')
     return sorted(seeds)
