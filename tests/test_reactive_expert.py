@@ -51,6 +51,17 @@ def test_ignores_obstacles_off_the_arcs_and_beyond_the_horizon():
     assert decide(disc_points(5.5, 0.0, 0.4)).curvature == 0.0  # far ahead: not yet relevant
 
 
+def test_keeps_straight_past_an_obstacle_its_path_clears():
+    # A rock 3 m ahead whose edge passes 0.1 m outside the inflated footprint (0.45 m) of the
+    # straight path. The weights before the decisive expert (straight 0.12, clearance 0.05) veered
+    # away from it for clearance: a choice hanging on centimetres the camera cannot resolve.
+    rock = disc_points(3.0, 0.85, 0.3)
+    assert decide(rock).curvature == 0.0
+    old = dataclasses.replace(CONFIG, straight_weight=0.12, clearance_weight=0.05)
+    free, clearance = evaluate_arcs(rock, old, VEHICLE.footprint_radius_m, CAMERA_FORWARD, HFOV)
+    assert choose_arc(free, clearance, 0.0, old, VEHICLE.max_yaw_rate_rps).curvature < 0
+
+
 def test_turns_in_place_when_boxed_in_and_keeps_its_direction():
     wall = np.stack([np.full(80, 0.55), np.linspace(-2, 2, 80)], axis=1)
     free, clearance = evaluate_arcs(wall, CONFIG, VEHICLE.footprint_radius_m, CAMERA_FORWARD, HFOV)
@@ -160,7 +171,7 @@ def test_privileged_labels_describe_the_last_command():
 
 
 def test_direction_margin_is_small_only_when_two_directions_score_alike():
-    # Open ground: straight wins by the straight preference of one fan step (0.012). A rock dead
+    # Open ground: straight wins by the straight preference of one fan step (0.05). A rock dead
     # ahead at 2 m: both sides are equally free, a tie (margin 0). Just off the path: a clear side.
     views = [disc_points(9.0, 0.0, 0.1), disc_points(2.0, 0.0, 0.4), disc_points(2.0, 0.3, 0.4)]
     arcs = [evaluate_arcs(p, CONFIG, VEHICLE.footprint_radius_m, CAMERA_FORWARD, HFOV) for p in views]
