@@ -380,12 +380,18 @@ def test_export_matches_torch_and_carries_its_contract(trained, collection, tmp_
 def test_export_of_a_checkpoint_missing_a_sidecar_field_names_it(trained, tmp_path, damage, culprit):
     checkpoint = torch.load(trained[0] / 'last.pt', weights_only=True)
     damage(checkpoint)
-    checkpoint['metrics']['val_note'] = 'not a number'  # left out of the sidecar, not a TypeError
     bad = tmp_path / 'bad.pt'
     torch.save(checkpoint, bad)
     with pytest.raises(ExportError, match=f'{bad}: {culprit}'):
         export_any(bad, tmp_path / 'x.onnx')
     assert not (tmp_path / 'x.onnx').exists()
+
+
+def test_sidecar_metrics_keep_finite_held_out_numbers_only():
+    from dave_models.export import sidecar_metrics
+    metrics = {'val_miou': 0.9, 'val_note': 'not a number', 'val_nan': float('nan'), 'val_flag': True,
+               'epoch': 3, 'samples_per_s': 55.0}
+    assert sidecar_metrics(metrics) == {'val_miou': 0.9, 'epoch': 3.0}
 
 
 def test_eval_scores_the_deployed_path_beyond_range_and_the_stereo_labels(trained, collection, tmp_path):
