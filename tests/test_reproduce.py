@@ -28,7 +28,8 @@ def test_smoke_run_goes_from_simulation_to_evaluated_models(tmp_path):
                       'steering data', 'steering training', 'steering export', 'dagger data', 'dagger merge',
                       'steering training (dagger)', 'steering export (dagger)', 'steering fine-tuning',
                       'steering export (tuned)', 'more steering data', 'more worlds merge',
-                      'steering fine-tuning (all)', 'steering export (all)', 'evaluation', 'total']
+                      'steering fine-tuning (all)', 'steering export (all)', 'steering test data', 'evaluation',
+                      'total']
     tuned = json.loads((out / 'train/steering_tuned/metrics.json').read_text())
     assert tuned['data_id'] == dagger_id(out)  # fine-tuned on the DAgger-merged data
     final = torch.load(out / 'train/steering_all/last.pt', weights_only=True)
@@ -44,6 +45,8 @@ def test_smoke_run_goes_from_simulation_to_evaluated_models(tmp_path):
     report = json.loads((out / 'steering_closed_loop.json').read_text())
     assert report['mode'] == 'offline' and report['worlds'] == 1
     assert (out / 'traversability_eval.json').is_file()
+    test = json.loads((out / 'steering_test.json').read_text())  # fresh worlds, none trained on
+    assert test['direction_accuracy_per_world'].keys() == {'6'} and test['samples'] == 6
 
 
 def dagger_id(out: Path) -> str:

@@ -509,6 +509,47 @@ def test_sidecar_carries_the_training_camera(tmp_path):
     assert training_camera({'camera': {'width': 320}}) == {}  # incomplete: no camera check
 
 
+def test_steering_eval_scores_the_exported_model_frame_by_frame_and_refuses_another_camera(tmp_path, caplog):
+    from dave_models.steering_eval import main as eval_main
+
+    camera = {'width': W, 'height': H, 'hfov_deg': 90.0, 'baseline_m': 0.12}
+    data = write_dataset(tmp_path / 'data', seeds=range(4), frames=6,
+                         source={'generator': 'tests', 'camera': camera})
+    out = tmp_path / 'train'
+    assert _run(train_command, ['steering', '--data', str(data), '--out', str(out), '--dry-run',
+                                '--batch-size', '4', '--threads', '1', '--val-seeds', '3']) == 0
+    model = export_checkpoint(out / 'last.pt', tmp_path / 'steering.onnx').onnx_path
+    report = tmp_path / 'eval.json'
+    assert eval_main(['--model', str(model), '--data', str(data), '--seeds', '1-2', '--json', str(report)]) == 0
+    figures = json.loads(report.read_text())
+    # The same figures as the deployed predictor's outputs through the training's metrics.
+    predictor = SteeringPredictor.load(model)
+    worlds = [synthetic_world(seed, 6) for seed in (1, 2)]
+    predicted = np.array([predictor.predict(l, r).curvature_per_m for w in worlds for l, r in zip(w.left, w.right)])
+    labels = np.concatenate([w.curvature for w in worlds])
+    expected = steering_metrics(predicted, labels, 0.05, sequence=np.repeat([1, 2], 6))
+    for key in ('mae', 'direction_accuracy', 'direction_accuracy_within_2_frames'):
+        assert figures[key] == pytest.approx(expected[key], abs=1e-4), key
+    assert figures['samples'] == 12 and figures['worlds'] == 2 and figures['deadband_per_m'] == 0.05
+    per_world = figures['direction_accuracy_per_world']
+    assert set(per_world) == {'1', '2'}
+    assert np.mean(list(per_world.values())) == pytest.approx(figures['direction_accuracy'], abs=1e-3)
+    counts = np.array(figures['direction_confusion'])
+    assert counts.sum() == 12 and np.trace(counts) / 12 == pytest.approx(figures['direction_accuracy'], abs=1e-3)
+    truth = direction_classes(labels, 0.05)
+    assert counts.sum(axis=1).tolist() == [int((truth == c).sum()) for c in (-1, 0, 1)]  # rows: right, straight, left
+
+    # Worlds the data does not hold, and data from another camera: one error each, naming the culprit.
+    caplog.clear()
+    assert eval_main(['--model', str(model), '--data', str(data), '--seeds', '9']) == 2
+    assert f'{data}: no frame of worlds [9]' in caplog.text
+    narrow = write_dataset(tmp_path / 'narrow', seeds=[5], frames=2,
+                           source={'generator': 'tests', 'camera': {**camera, 'hfov_deg': 60.0}})
+    caplog.clear()
+    assert eval_main(['--model', str(model), '--data', str(narrow)]) == 2
+    assert f'{narrow}: recorded with camera fx=' in caplog.text and 'steering.onnx was trained with fx=' in caplog.text
+
+
 def test_sim_dataset_expert_registry(tmp_path):
     pytest.importorskip('mujoco')
     from dave_models.sim_dataset import EXPERTS, SimDatasetConfig, generate

@@ -1,0 +1,156 @@
+"""Score an exported steering model on recorded worlds, frame by frame, as deployed.
+
+    python -m dave_models.steering_eval --model models/steering.onnx \\
+        --data out/data/test --seeds 400-431 --json out/steering_test.json
+
+Every stereo pair of the selected worlds of a `sim_dataset` directory goes through
+`SteeringPredictor.predict` (the node's path: the sidecar's preprocessing, onnxruntime, one pair
+at a time) and is compared with the expert's curvature label: the training's held-out metrics
+(direction accuracy, MAE, timing-tolerant accuracy, near-ties), plus the direction accuracy of
+each world and the direction confusion matrix (rows: label right/straight/left; columns: the
+prediction). Training validates the torch model on the worlds it was compared on; this is the
+figure for fresh worlds no recipe was chosen on.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from dave_core import logs
+from dave_core.atomic_file import atomic_write_text
+from dave_core.onnx_runner import MODEL_LOAD_ERRORS
+from dave_core.seeds import parse_seed_list
+from dave_core.steering import SteeringPredictor
+from dave_models.datasets import DatasetError, Manifest, load_manifest, read_shard
+from dave_models.train import direction_classes, expert_near_ties, speed_metrics, steering_metrics, training_camera
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DEADBAND_PER_M = 0.05  # the training default, for a sidecar that does not state its own
+CAMERA_KEYS = ('width', 'height', 'fx')
+
+
+def model_deadband(predictor: SteeringPredictor) -> float:
+    """The direction deadband the model was trained and validated with (sidecar metrics)."""
+    value = predictor.model.contract.metrics.get('deadband_per_m', DEFAULT_DEADBAND_PER_M)
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else DEFAULT_DEADBAND_PER_M
+
+
+def check_camera(predictor: SteeringPredictor, manifest: Manifest) -> None:
+    """A model trained on another camera than the data's would be scored on images it never
+    saw the like of: refused, naming both."""
+    trained = predictor.model.contract.camera
+    recorded = training_camera(manifest.source)
+    for key in CAMERA_KEYS:
+        if key in trained and key in recorded and not math.isclose(trained[key], recorded[key], rel_tol=1e-3):
+            raise ValueError(f'{manifest.root}: recorded with camera {key}={recorded[key]}, but '
+                             f'{predictor.model.path} was trained with {key}={trained[key]}')
+
+
+def evaluate_worlds(predictor: SteeringPredictor, manifest: Manifest, seeds: set[int],
+                    deadband: float) -> dict:
+    """Metrics over every frame of `seeds` in the data set, predicted one pair at a time."""
+    predicted, speed_pred, parts = [], [], []
+    for shard in manifest.shards:
+        if not seeds & set(shard.world_seeds):
+            continue
+        samples = read_shard(manifest, shard)
+        keep = np.isin(samples.world_seed, sorted(seeds))
+        for i in np.flatnonzero(keep):
+            output = predictor.predict(samples.left[i], samples.right[i])
+            predicted.append(output.curvature_per_m)
+            speed_pred.append(output.speed_mps)
+        parts.append((samples, keep))
+    if not predicted:
+        raise DatasetError(f'{manifest.root}: no frame of worlds {sorted(seeds)}')
+    arrays = {}
+    for name in ('curvature', 'world_seed', 'speed', 'arc_free_m', 'arc_clearance_m', 'obstacle_ahead'):
+        columns = [getattr(s, name) for s, _ in parts]
+        arrays[name] = None if any(c is None for c in columns) else np.concatenate(
+            [c[keep] for c, (_, keep) in zip(columns, parts)])
+    prediction = np.asarray(predicted, np.float64)
+    label, world = arrays['curvature'], arrays['world_seed']
+    near_tie = expert_near_ties(_ArcLabels(arrays['arc_free_m'], arrays['arc_clearance_m']),
+                                np.arange(len(label)), deadband)
+    figures: dict = steering_metrics(prediction, label, deadband, arrays['obstacle_ahead'],
+                                     sequence=world, near_tie=near_tie)
+    if arrays['speed'] is not None and all(s is not None for s in speed_pred):
+        figures.update(speed_metrics(np.asarray(speed_pred, np.float64), arrays['speed']))
+    hits = direction_classes(prediction, deadband) == direction_classes(label, deadband)
+    per_world = {int(s): float(hits[world == s].mean()) for s in np.unique(world)}
+    figures['worlds'] = len(per_world)
+    figures['direction_accuracy_worst_world'] = min(per_world.values())
+    figures['direction_accuracy_world_std'] = float(np.std(list(per_world.values())))
+    figures['direction_accuracy_per_world'] = per_world
+    figures['direction_confusion'] = confusion(prediction, label, deadband)
+    return figures
+
+
+class _ArcLabels:
+    """The two arc arrays expert_near_ties reads, without a whole CachedSet."""
+
+    def __init__(self, free: np.ndarray | None, clearance: np.ndarray | None):
+        self.arc_free_m, self.arc_clearance_m = free, clearance
+
+
+def confusion(predicted: np.ndarray, label: np.ndarray, deadband: float) -> list[list[int]]:
+    """3x3 counts, rows the label's direction and columns the prediction's: right, straight, left."""
+    # direction_classes: 0 straight, 1 left, -1 right -> index right 0, straight 1, left 2.
+    order = {-1: 0, 0: 1, 1: 2}
+    rows = np.vectorize(order.get)(direction_classes(label, deadband))
+    cols = np.vectorize(order.get)(direction_classes(predicted, deadband))
+    counts = np.zeros((3, 3), np.int64)
+    np.add.at(counts, (rows, cols), 1)
+    return counts.tolist()
+
+
+def _rounded(value):
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, float):
+        return round(value, 4)
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--model', type=Path, required=True, help='the steering .onnx (its sidecar beside it)')
+    parser.add_argument('--data', type=Path, required=True, help='a `python -m dave_models.sim_dataset` directory')
+    parser.add_argument('--seeds', default=None, help='world seeds to score, e.g. 400-431 (default: all in --data)')
+    parser.add_argument('--deadband', type=float, default=None,
+                        help='curvature (1/m) within which a direction is "straight" '
+                             '(default: the model\'s training deadband from its sidecar)')
+    parser.add_argument('--json', type=Path, default=None, help='also write the figures here')
+    args = parser.parse_args(argv)
+    logs.configure()
+    if args.deadband is not None and not 0 <= args.deadband < float('inf'):
+        logger.error('--deadband must be a finite curvature >= 0, got %s', args.deadband)
+        return 2
+    try:
+        predictor = SteeringPredictor.load(args.model)
+        manifest = load_manifest(args.data)
+        seeds = set(parse_seed_list(args.seeds, '--seeds')) if args.seeds else set(manifest.world_seeds)
+        check_camera(predictor, manifest)
+        deadband = model_deadband(predictor) if args.deadband is None else args.deadband
+        figures = evaluate_worlds(predictor, manifest, seeds, deadband)
+    except (*MODEL_LOAD_ERRORS, ValueError) as exc:
+        logger.error('%s', exc)
+        return 2
+    figures = {**_rounded(figures), 'deadband_per_m': deadband, 'model': str(args.model),
+               'data_id': manifest.data_id}
+    if args.json is not None:
+        atomic_write_text(args.json, json.dumps(figures, indent=1) + '\n')
+    logger.info('%s', ' '.join(f'{k}={v}' for k, v in figures.items()
+                               if k not in ('direction_accuracy_per_world', 'direction_confusion')))
+    return 0
+
+
+if __name__ == '__main__':
+    from dave_core.entry import run_tool
+    raise SystemExit(run_tool(main, 'python -m dave_models.steering_eval'))
