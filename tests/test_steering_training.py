@@ -494,17 +494,23 @@ def test_an_interrupted_sim_dataset_run_leaves_nothing_and_can_be_repeated(tmp_p
     assert manifest.world_seeds == (3, 4)
 
 
+CAMERA = {'width': W, 'height': H, 'hfov_deg': 90.0, 'baseline_m': 0.12}
+
+
+def _camera_model(tmp_path):
+    """(data set of worlds 0-3, 6 frames each, recorded with CAMERA; a dry-run model exported from it)."""
+    data = write_dataset(tmp_path / 'data', seeds=range(4), frames=6, source={'generator': 'tests', 'camera': CAMERA})
+    out = tmp_path / 'train'
+    assert _run(train_command, ['steering', '--data', str(data), '--out', str(out), '--dry-run',
+                                '--batch-size', '4', '--threads', '1', '--val-seeds', '3']) == 0
+    return data, export_checkpoint(out / 'last.pt', tmp_path / 'steering.onnx').onnx_path
+
+
 def test_sidecar_carries_the_training_camera(tmp_path):
     from dave_models.train import training_camera
 
-    camera = {'width': W, 'height': H, 'hfov_deg': 90.0, 'baseline_m': 0.12}
-    data = write_dataset(tmp_path / 'data', seeds=range(3), frames=4,
-                         source={'generator': 'tests', 'camera': camera})
-    out = tmp_path / 'train'
-    assert _run(train_command, ['steering', '--data', str(data), '--out', str(out), '--dry-run',
-                                '--batch-size', '4', '--threads', '1', '--val-seeds', '2']) == 0
-    export_checkpoint(out / 'last.pt', tmp_path / 'steering.onnx')
-    contract = load_contract(tmp_path / 'steering.onnx', expected_task='steering')
+    _, model = _camera_model(tmp_path)
+    contract = load_contract(model, expected_task='steering')
     assert contract.camera == {'width': W, 'height': H, 'fx': pytest.approx(W / 2), 'baseline_m': 0.12}
     assert training_camera({'camera': {'width': 320}}) == {}  # incomplete: no camera check
 
@@ -512,13 +518,7 @@ def test_sidecar_carries_the_training_camera(tmp_path):
 def test_steering_eval_scores_the_exported_model_frame_by_frame_and_refuses_another_camera(tmp_path, caplog):
     from dave_models.steering_eval import main as eval_main
 
-    camera = {'width': W, 'height': H, 'hfov_deg': 90.0, 'baseline_m': 0.12}
-    data = write_dataset(tmp_path / 'data', seeds=range(4), frames=6,
-                         source={'generator': 'tests', 'camera': camera})
-    out = tmp_path / 'train'
-    assert _run(train_command, ['steering', '--data', str(data), '--out', str(out), '--dry-run',
-                                '--batch-size', '4', '--threads', '1', '--val-seeds', '3']) == 0
-    model = export_checkpoint(out / 'last.pt', tmp_path / 'steering.onnx').onnx_path
+    data, model = _camera_model(tmp_path)
     report = tmp_path / 'eval.json'
     assert eval_main(['--model', str(model), '--data', str(data), '--seeds', '1-2', '--json', str(report)]) == 0
     figures = json.loads(report.read_text())
@@ -544,7 +544,7 @@ def test_steering_eval_scores_the_exported_model_frame_by_frame_and_refuses_anot
     assert eval_main(['--model', str(model), '--data', str(data), '--seeds', '9']) == 2
     assert f'{data}: no frame of worlds [9]' in caplog.text
     narrow = write_dataset(tmp_path / 'narrow', seeds=[5], frames=2,
-                           source={'generator': 'tests', 'camera': {**camera, 'hfov_deg': 60.0}})
+                           source={'generator': 'tests', 'camera': {**CAMERA, 'hfov_deg': 60.0}})
     caplog.clear()
     assert eval_main(['--model', str(model), '--data', str(narrow)]) == 2
     assert f'{narrow}: recorded with camera fx=' in caplog.text and 'steering.onnx was trained with fx=' in caplog.text

@@ -18,6 +18,7 @@ import json
 import logging
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DEADBAND_PER_M = 0.05  # the training default, for a sidecar that does not state its own
 CAMERA_KEYS = ('width', 'height', 'fx')
+LABEL_ARRAYS = ('curvature', 'world_seed', 'speed', 'arc_free_m', 'arc_clearance_m', 'obstacle_ahead')
 
 
 def model_deadband(predictor: SteeringPredictor) -> float:
@@ -55,7 +57,8 @@ def check_camera(predictor: SteeringPredictor, manifest: Manifest) -> None:
 def evaluate_worlds(predictor: SteeringPredictor, manifest: Manifest, seeds: set[int],
                     deadband: float) -> dict:
     """Metrics over every frame of `seeds` in the data set, predicted one pair at a time."""
-    predicted, speed_pred, parts = [], [], []
+    predicted, speed_pred = [], []
+    columns: dict[str, list[np.ndarray | None]] = {name: [] for name in LABEL_ARRAYS}
     for shard in manifest.shards:
         if not seeds & set(shard.world_seeds):
             continue
@@ -65,18 +68,17 @@ def evaluate_worlds(predictor: SteeringPredictor, manifest: Manifest, seeds: set
             output = predictor.predict(samples.left[i], samples.right[i])
             predicted.append(output.curvature_per_m)
             speed_pred.append(output.speed_mps)
-        parts.append((samples, keep))
+        for name in LABEL_ARRAYS:  # labels only: every shard's images would take GBs
+            array = getattr(samples, name)
+            columns[name].append(None if array is None else array[keep])
     if not predicted:
         raise DatasetError(f'{manifest.root}: no frame of worlds {sorted(seeds)}')
-    arrays = {}
-    for name in ('curvature', 'world_seed', 'speed', 'arc_free_m', 'arc_clearance_m', 'obstacle_ahead'):
-        columns = [getattr(s, name) for s, _ in parts]
-        arrays[name] = None if any(c is None for c in columns) else np.concatenate(
-            [c[keep] for c, (_, keep) in zip(columns, parts)])
+    arrays = {name: None if any(c is None for c in parts) else np.concatenate(parts)
+              for name, parts in columns.items()}
     prediction = np.asarray(predicted, np.float64)
     label, world = arrays['curvature'], arrays['world_seed']
-    near_tie = expert_near_ties(_ArcLabels(arrays['arc_free_m'], arrays['arc_clearance_m']),
-                                np.arange(len(label)), deadband)
+    arcs = SimpleNamespace(arc_free_m=arrays['arc_free_m'], arc_clearance_m=arrays['arc_clearance_m'])
+    near_tie = expert_near_ties(arcs, np.arange(len(label)), deadband)
     figures: dict = steering_metrics(prediction, label, deadband, arrays['obstacle_ahead'],
                                      sequence=world, near_tie=near_tie)
     if arrays['speed'] is not None and all(s is not None for s in speed_pred):
@@ -91,19 +93,10 @@ def evaluate_worlds(predictor: SteeringPredictor, manifest: Manifest, seeds: set
     return figures
 
 
-class _ArcLabels:
-    """The two arc arrays expert_near_ties reads, without a whole CachedSet."""
-
-    def __init__(self, free: np.ndarray | None, clearance: np.ndarray | None):
-        self.arc_free_m, self.arc_clearance_m = free, clearance
-
-
 def confusion(predicted: np.ndarray, label: np.ndarray, deadband: float) -> list[list[int]]:
     """3x3 counts, rows the label's direction and columns the prediction's: right, straight, left."""
-    # direction_classes: 0 straight, 1 left, -1 right -> index right 0, straight 1, left 2.
-    order = {-1: 0, 0: 1, 1: 2}
-    rows = np.vectorize(order.get)(direction_classes(label, deadband))
-    cols = np.vectorize(order.get)(direction_classes(predicted, deadband))
+    rows = direction_classes(label, deadband) + 1  # -1 right, 0 straight, +1 left -> 0, 1, 2
+    cols = direction_classes(predicted, deadband) + 1
     counts = np.zeros((3, 3), np.int64)
     np.add.at(counts, (rows, cols), 1)
     return counts.tolist()
