@@ -543,6 +543,9 @@ def test_steering_eval_scores_the_exported_model_frame_by_frame_and_refuses_anot
     caplog.clear()
     assert eval_main(['--model', str(model), '--data', str(data), '--seeds', '9']) == 2
     assert f'{data}: no frame of worlds [9]' in caplog.text
+    caplog.clear()  # some of the worlds asked for are missing: refused too, naming those
+    assert eval_main(['--model', str(model), '--data', str(data), '--seeds', '2-5']) == 2
+    assert f'{data}: no frame of worlds [4, 5]' in caplog.text
     narrow = write_dataset(tmp_path / 'narrow', seeds=[5], frames=2,
                            source={'generator': 'tests', 'camera': {**CAMERA, 'hfov_deg': 60.0}})
     caplog.clear()

@@ -57,6 +57,9 @@ def check_camera(predictor: SteeringPredictor, manifest: Manifest) -> None:
 def evaluate_worlds(predictor: SteeringPredictor, manifest: Manifest, seeds: set[int],
                     deadband: float) -> dict:
     """Metrics over every frame of `seeds` in the data set, predicted one pair at a time."""
+    missing = seeds - set(manifest.world_seeds)
+    if missing or not seeds:  # a world asked for and not scored would go unnoticed in the mean
+        raise DatasetError(f'{manifest.root}: no frame of worlds {sorted(missing)}')
     predicted, speed_pred = [], []
     columns: dict[str, list[np.ndarray | None]] = {name: [] for name in LABEL_ARRAYS}
     for shard in manifest.shards:
@@ -71,8 +74,6 @@ def evaluate_worlds(predictor: SteeringPredictor, manifest: Manifest, seeds: set
         for name in LABEL_ARRAYS:  # labels only: every shard's images would take GBs
             array = getattr(samples, name)
             columns[name].append(None if array is None else array[keep])
-    if not predicted:
-        raise DatasetError(f'{manifest.root}: no frame of worlds {sorted(seeds)}')
     arrays = {name: None if any(c is None for c in parts) else np.concatenate(parts)
               for name, parts in columns.items()}
     prediction = np.asarray(predicted, np.float64)
