@@ -539,6 +539,8 @@ def test_steering_eval_scores_the_exported_model_frame_by_frame_and_refuses_anot
     truth = direction_classes(labels, 0.05)
     assert counts.sum(axis=1).tolist() == [int((truth == c).sum()) for c in (-1, 0, 1)]  # rows: right, straight, left
 
+    assert 'frames_open' not in figures  # no arc labels in this data: no split by situation
+
     # Worlds the data does not hold, and data from another camera: one error each, naming the culprit.
     caplog.clear()
     assert eval_main(['--model', str(model), '--data', str(data), '--seeds', '9']) == 2
@@ -551,6 +553,22 @@ def test_steering_eval_scores_the_exported_model_frame_by_frame_and_refuses_anot
     caplog.clear()
     assert eval_main(['--model', str(model), '--data', str(narrow)]) == 2
     assert f'{narrow}: recorded with camera fx=' in caplog.text and 'steering.onnx was trained with fx=' in caplog.text
+
+
+def test_steering_eval_splits_frames_by_what_the_expert_faced():
+    from dave_models.steering_eval import SITUATIONS, situations
+
+    horizon = 3.5
+    free = np.full((6, 5), horizon)  # a 5-arc fan; the middle one is straight
+    clearance = np.full((6, 5), 1.0)
+    speed = np.full(6, 0.8)
+    speed[0] = 0.0  # boxed in: turning in place, whatever the arcs say
+    free[1, 2] = 0.6  # an obstacle on the straight arc within 1 m
+    free[2, 2] = 2.4  # further, within the horizon
+    clearance[3, 2] = 0.05  # straight arc free, passing 5 cm from an obstacle
+    free[4, [0, 1, 3, 4]] = 0.5  # the turns are blocked, the straight arc is open
+    names = [SITUATIONS[i] for i in situations(free, clearance, speed, horizon)]
+    assert names == ['turn_in_place', 'close', 'blocked', 'tight', 'open', 'open']
 
 
 def test_sim_dataset_expert_registry(tmp_path):

@@ -10,6 +10,11 @@ at a time) and is compared with the expert's curvature label: the training's hel
 each world and the direction confusion matrix (rows: label right/straight/left; columns: the
 prediction). Training validates the torch model on the worlds it was compared on; this is the
 figure for fresh worlds no recipe was chosen on.
+
+With the expert's arc labels in the data, the direction accuracy is also split by the situation
+the expert was in (`SITUATIONS`, from its straight arc and speed labels), each as
+`direction_accuracy_<situation>` and `frames_<situation>` (its share of the frames): where the
+misses are tells what the network fails to see.
 """
 from __future__ import annotations
 
@@ -35,6 +40,14 @@ logger = logging.getLogger(__name__)
 DEFAULT_DEADBAND_PER_M = 0.05  # the training default, for a sidecar that does not state its own
 CAMERA_KEYS = ('width', 'height', 'fx')
 LABEL_ARRAYS = ('curvature', 'world_seed', 'speed', 'arc_free_m', 'arc_clearance_m', 'obstacle_ahead')
+# The situations the expert meets, from its labels (`situations`): it turns in place (boxed in;
+# its side is kept from the moment it started, which no single view shows); an obstacle on its
+# straight arc within CLOSE_M ('close'), or further but within its horizon ('blocked'); the
+# straight arc free, passing an obstacle within TIGHT_M ('tight': straight or turn hangs on
+# centimetres the camera must resolve) or with more room ('open').
+SITUATIONS = ('turn_in_place', 'close', 'blocked', 'tight', 'open')
+CLOSE_M = 1.0
+TIGHT_M = 0.1
 
 
 def model_deadband(predictor: SteeringPredictor) -> float:
@@ -91,7 +104,36 @@ def evaluate_worlds(predictor: SteeringPredictor, manifest: Manifest, seeds: set
     figures['direction_accuracy_world_std'] = float(np.std(list(per_world.values())))
     figures['direction_accuracy_per_world'] = per_world
     figures['direction_confusion'] = confusion(prediction, label, deadband)
+    situation = expert_situations(arrays)
+    if situation is not None:
+        for index, name in enumerate(SITUATIONS):
+            chosen = situation == index
+            figures[f'frames_{name}'] = float(chosen.mean())
+            if chosen.any():
+                figures[f'direction_accuracy_{name}'] = float(hits[chosen].mean())
     return figures
+
+
+def expert_situations(arrays: dict[str, np.ndarray | None]) -> np.ndarray | None:
+    """`situations` of the data's frames; None without the expert's arc and speed labels."""
+    if any(arrays[name] is None for name in ('arc_free_m', 'arc_clearance_m', 'speed')):
+        return None
+    try:  # the arc labels are dave_sim's expert's; without dave_sim there is no split
+        from dave_sim.reactive_expert import ReactiveConfig
+    except ImportError:
+        return None
+    return situations(arrays['arc_free_m'], arrays['arc_clearance_m'], arrays['speed'], ReactiveConfig().horizon_m)
+
+
+def situations(arc_free_m: np.ndarray, arc_clearance_m: np.ndarray, speed: np.ndarray,
+               horizon_m: float) -> np.ndarray:
+    """Per frame, the index in SITUATIONS of what the expert faced, from its labels: the speed
+    and the free length and clearance [m] of the middle (straight) arc of its fan (N, K), whose
+    free lengths stop at `horizon_m`."""
+    straight = arc_free_m.shape[1] // 2
+    free, clearance = arc_free_m[:, straight], arc_clearance_m[:, straight]
+    return np.select([speed <= 0, free < CLOSE_M, free < horizon_m - 1e-3, clearance < TIGHT_M],
+                     [0, 1, 2, 3], default=4)
 
 
 def confusion(predicted: np.ndarray, label: np.ndarray, deadband: float) -> list[list[int]]:
