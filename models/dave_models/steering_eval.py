@@ -33,7 +33,8 @@ from dave_core.onnx_runner import MODEL_LOAD_ERRORS
 from dave_core.seeds import parse_seed_list
 from dave_core.steering import SteeringPredictor
 from dave_models.datasets import DatasetError, Manifest, load_manifest, read_shard
-from dave_models.train import direction_classes, expert_near_ties, speed_metrics, steering_metrics, training_camera
+from dave_models.train import (TURN_IN_PLACE_BELOW_MPS, direction_classes, expert_near_ties, speed_metrics,
+                                steering_metrics, training_camera)
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,8 @@ def situations(arc_free_m: np.ndarray, arc_clearance_m: np.ndarray, speed: np.nd
     free lengths stop at `horizon_m`."""
     straight = arc_free_m.shape[1] // 2
     free, clearance = arc_free_m[:, straight], arc_clearance_m[:, straight]
-    return np.select([speed <= 0, free < CLOSE_M, free < horizon_m - 1e-3, clearance < TIGHT_M],
+    # Turning in place as speed_metrics counts it (the expert's speed label is 0 there).
+    return np.select([speed < TURN_IN_PLACE_BELOW_MPS, free < CLOSE_M, free < horizon_m - 1e-3, clearance < TIGHT_M],
                      [0, 1, 2, 3], default=4)
 
 
