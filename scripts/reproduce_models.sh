@@ -122,7 +122,7 @@ stage 'steering fine-tuning (all)' $DAVE train steering --data "$OUT/data/steeri
     --threads "$THREADS" --init "$OUT/train/steering_tuned/last.pt" "${FINETUNE_MORE[@]}"
 stage 'steering export (all)' $DAVE export "$OUT/train/steering_all/last.pt" --out "$OUT/models/steering.onnx"
 
-stage 'steering test data' generate test "${TEST_SEEDS[@]}" --
+stage 'steering test data' generate test "${TEST_SEEDS[@]}" -- --fragility
 stage 'evaluation' bash -c "
     $PY -m dave_models.traversability_eval --model '$OUT/models/traversability.onnx' \
         --data '$OUT/collect/trav' --seeds $TRAV_EVAL_SEEDS --json '$OUT/traversability_eval.json' &&

@@ -183,3 +183,31 @@ def test_direction_margin_is_small_only_when_two_directions_score_alike():
     assert margin[2] > NEAR_TIE_SCORE
     with pytest.raises(ValueError, match='20 arcs per frame'):
         direction_margin(free[:, :20], clearance[:, :20], 0.05, CONFIG)
+
+
+def test_a_direction_is_fragile_only_where_a_one_pixel_error_flips_it():
+    from dave_sim.reactive_expert import FRAGILE_EDGE_M, direction_fragile
+
+    def fragile(points):
+        return direction_fragile(points, CONFIG, VEHICLE.footprint_radius_m, CAMERA_FORWARD, HFOV,
+                                 VEHICLE.max_yaw_rate_rps)
+
+    reach = VEHICLE.footprint_radius_m + CONFIG.margin_m
+    # A rock 1.5 m ahead whose edge passes 1 cm outside the straight path's inflated footprint:
+    # straight on, but 2.5 cm more margin (or half a degree of bearing) blocks it and the expert
+    # turns away. The same rock 0.3 m further out, and an empty or plainly blocked view, are not.
+    grazing = disc_points(1.5, reach + 0.01 + 0.2, 0.2)
+    assert decide(grazing).curvature == 0.0 and FRAGILE_EDGE_M > 0.01
+    assert fragile(grazing)
+    assert not fragile(disc_points(1.5, reach + 0.31 + 0.2, 0.2))
+    assert not fragile(np.zeros((0, 2)))
+    assert not fragile(disc_points(2.0, 0.3, 0.4))  # well left of centre: clearly right
+    assert decide(disc_points(2.0, 0.3, 0.4)).curvature < 0
+
+
+def test_last_direction_fragile_needs_a_command_first():
+    expert = ReactiveExpert(generate_world(0, WorldConfig(n_obstacles=0, size_m=30.0)), VEHICLE)
+    with pytest.raises(RuntimeError, match='command'):
+        expert.last_direction_fragile()
+    expert.command(VehicleState(0.0, 0.0, 0.0, 0.0, 0.0))
+    assert expert.last_direction_fragile() is False

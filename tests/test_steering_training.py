@@ -909,6 +909,45 @@ def test_sim_dataset_stores_privileged_labels_and_replays_without_rendering(tmp_
         generate([3], tmp_path / 'bad', config, 'test', tmp_path / 'other')
 
 
+def test_sim_dataset_fragility_label_is_added_by_a_replay_and_split_by_steering_eval(tmp_path):
+    pytest.importorskip('mujoco')
+    from dave_models.sim_dataset import SimDatasetConfig, generate
+    from types import SimpleNamespace
+
+    from dave_models.steering_eval import evaluate_worlds
+
+    made = load_manifest(generate([3], tmp_path / 'made', SimDatasetConfig(frames_per_world=8), 'test'))
+    assert read_shard(made, made.shards[0]).direction_fragile is None  # off by default
+    replayed = load_manifest(generate([3], tmp_path / 'fragile', SimDatasetConfig(frames_per_world=8, fragility=True),
+                                      'test', tmp_path / 'made'))
+    before, after = read_shard(made, made.shards[0]), read_shard(replayed, replayed.shards[0])
+    assert after.direction_fragile.dtype == np.int8 and after.direction_fragile.shape == (8,)
+    assert np.isin(after.direction_fragile, (0, 1)).all()
+    assert np.array_equal(after.left, before.left) and np.array_equal(after.curvature, before.curvature)
+    with pytest.raises(ValueError, match='--fragility needs --expert reactive'):
+        SimDatasetConfig(expert='planner', fragility=True)
+    bad = dataclasses.replace(after, direction_fragile=np.full(8, 2, np.int8))
+    with pytest.raises(DatasetError, match='direction_fragile must hold only 0 or 1'), \
+            ShardWriter(tmp_path / 'bad', {}) as writer:
+        writer.add(bad)
+
+    class Straight:  # a model that always says "straight"
+        def predict(self, left, right):
+            return SimpleNamespace(curvature_per_m=0.0, speed_mps=None)
+
+    # One frame made fragile by hand, so both splits exist whatever this short drive met.
+    labels = after.direction_fragile.copy()
+    labels[:] = 0
+    labels[0] = 1
+    with ShardWriter(tmp_path / 'split', replayed.source) as writer:
+        writer.add(dataclasses.replace(after, direction_fragile=labels))
+    figures = evaluate_worlds(Straight(), load_manifest(tmp_path / 'split'), {3}, 0.05)
+    straight = np.abs(after.curvature) <= 0.05
+    assert figures['frames_fragile'] == pytest.approx(1 / 8)
+    assert figures['direction_accuracy_fragile'] == float(straight[0])
+    assert figures['direction_accuracy_robust'] == pytest.approx(straight[1:].mean())
+
+
 def test_arcs_loss_adds_the_weighted_mse_of_the_mean_curvature():
     from dave_models.train import steering_loss
     from dave_models.train_config import add_arguments, config_from_args

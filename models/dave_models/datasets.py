@@ -10,7 +10,9 @@ A data set is a directory:
                             curvature_memoryless (N,) float32 (the reactive expert's choice
                             from this view alone), arc_free_m / arc_clearance_m (N, K) float32
                             (free length and clearance of the expert's K arcs; privileged,
-                            auxiliary training targets)
+                            auxiliary training targets), direction_fragile (N,) int8 (1 where the
+                            expert's direction flips under a one-pixel perception error;
+                            evaluation only)
 
 The manifest lists the world seeds in each shard (sim_dataset writes one world per shard), and
 the train/validation split is by world seed, never by frame: neighbouring frames of one drive
@@ -43,7 +45,8 @@ FORMAT = 'dave-steering-shards'
 VERSION = 1
 MANIFEST = 'manifest.json'
 REQUIRED_ARRAYS = ('left', 'right', 'curvature', 'world_seed')
-OPTIONAL_ARRAYS = ('speed', 'obstacle_ahead', 'curvature_memoryless', 'arc_free_m', 'arc_clearance_m')
+OPTIONAL_ARRAYS = ('speed', 'obstacle_ahead', 'curvature_memoryless', 'arc_free_m', 'arc_clearance_m',
+                   'direction_fragile')
 ARC_ARRAYS = ('arc_free_m', 'arc_clearance_m')  # (N, K): one value per arc of the expert's fan
 _PARTIAL = '.partial-'  # a data set being built: .<name>.partial-<pid>-<random> beside it
 
@@ -91,6 +94,7 @@ class Samples:
     curvature_memoryless: np.ndarray | None = None
     arc_free_m: np.ndarray | None = None
     arc_clearance_m: np.ndarray | None = None
+    direction_fragile: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.curvature.shape[0])
@@ -114,7 +118,7 @@ def validate_samples(samples: Samples, where: str) -> None:
     n = left.shape[0]
     if n == 0:
         raise DatasetError(f'{where}: no samples')
-    for name in ('curvature', 'world_seed', 'speed', 'obstacle_ahead', 'curvature_memoryless'):
+    for name in ('curvature', 'world_seed', 'speed', 'obstacle_ahead', 'curvature_memoryless', 'direction_fragile'):
         array = getattr(samples, name)
         if array is not None and array.shape != (n,):
             raise DatasetError(f'{where}: {name} has shape {array.shape}, expected ({n},)')
@@ -134,6 +138,8 @@ def validate_samples(samples: Samples, where: str) -> None:
                                f'{int(np.flatnonzero(~np.isfinite(array))[0])}')
     if samples.obstacle_ahead is not None and not np.isin(samples.obstacle_ahead, (-1, 0, 1)).all():
         raise DatasetError(f'{where}: obstacle_ahead must hold only -1, 0 or +1')
+    if samples.direction_fragile is not None and not np.isin(samples.direction_fragile, (0, 1)).all():
+        raise DatasetError(f'{where}: direction_fragile must hold only 0 or 1')
     if not np.issubdtype(samples.world_seed.dtype, np.integer):
         raise DatasetError(f'{where}: world_seed must be integer, got {samples.world_seed.dtype}')
 
@@ -168,6 +174,8 @@ class ShardWriter:
             arrays['speed'] = samples.speed.astype(np.float32)
         if samples.obstacle_ahead is not None:
             arrays['obstacle_ahead'] = samples.obstacle_ahead.astype(np.int8)
+        if samples.direction_fragile is not None:
+            arrays['direction_fragile'] = samples.direction_fragile.astype(np.int8)
         for key in ('curvature_memoryless',) + ARC_ARRAYS:
             if getattr(samples, key) is not None:
                 arrays[key] = getattr(samples, key).astype(np.float32)

@@ -11,7 +11,9 @@ driven carries DART noise, so the data also shows how to recover from small mist
 with `privileged_labels()` (the reactive one) adds more per frame: its memoryless choice
 (`curvature_memoryless`: the arc it picks from this view alone, without its pull towards the
 previous arc) and the free length and clearance of each arc of its fan (`arc_free_m`,
-`arc_clearance_m`, auxiliary training targets); these never change what is driven. When an
+`arc_clearance_m`, auxiliary training targets), and with `--fragility` whether its direction would
+flip under a perception error of about one pixel (`direction_fragile`, an evaluation label);
+these never change what is driven. When an
 episode ends (goal reached, or `max_episode_s`) the truck restarts from the start with a new
 noise seed, until the world has its frames.
 
@@ -102,12 +104,18 @@ class SimDatasetConfig:
     # the states the model itself gets into, mistakes included, and what to do there.
     driver: str = ''
     driver_share: float = 0.5
+    # Also label each frame `direction_fragile` (reactive expert only): whether its direction
+    # flips under a perception error of about one pixel (dave_sim.reactive_expert.direction_fragile).
+    # Off by default: six more arc evaluations a frame, and it is an evaluation label.
+    fragility: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.driver_share <= 1.0:
             raise ValueError(f'driver_share must be in [0, 1], got {self.driver_share}')
         if self.expert not in EXPERTS:
             raise ValueError(f'expert {self.expert!r} unknown (known: {", ".join(EXPERTS)})')
+        if self.fragility and self.expert != 'reactive':
+            raise ValueError(f'--fragility needs --expert reactive (the {self.expert} expert has no arc fan)')
         if self.frames_per_world < 1:
             raise ValueError(f'frames_per_world must be >= 1, got {self.frames_per_world}')
         if not 0 < self.camera_rate_hz <= MAX_CAMERA_RATE_HZ:  # faster: the same frame again
@@ -214,6 +222,8 @@ def drive_world(seed: int, config: SimDatasetConfig, progress: tqdm | None = Non
                 ahead.append(obstacle_ahead(obstacles, state.x, state.y, state.yaw))
                 for name, value in privileged_labels(expert).items():
                     extra.setdefault(name, []).append(value)
+                if config.fragility:
+                    extra.setdefault('direction_fragile', []).append(expert.last_direction_fragile())
                 if pilot is not None and turns.random() < config.driver_share:
                     learner = pilot.propose(lefts[-1], rights[-1])
                     sim.apply_controls(learner.linear_mps, learner.angular_rps)
@@ -228,7 +238,8 @@ def drive_world(seed: int, config: SimDatasetConfig, progress: tqdm | None = Non
                       world_seed=np.full(len(curvatures), seed, np.int64),
                       speed=np.asarray(speeds, np.float32),
                       obstacle_ahead=np.asarray(ahead, np.int8),
-                      **{name: np.asarray(values, np.float32) for name, values in extra.items()})
+                      **{name: np.asarray(values, np.int8 if name == 'direction_fragile' else np.float32)
+                         for name, values in extra.items()})
     return samples, WorldStats(seed, len(curvatures), episodes, goals, collisions)
 
 
@@ -295,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
                              'noisy expert the rest); the expert still labels every frame')
     parser.add_argument('--driver-share', type=float, default=defaults.driver_share,
                         help='share of frames the --driver model drives (default: %(default)s)')
+    parser.add_argument('--fragility', action='store_true',
+                        help='also label each frame direction_fragile: 1 where the expert\'s direction flips '
+                             'under a perception error of about one pixel (2.5 cm on obstacle edges, '
+                             '0.5 deg of bearing or 3 %% of range); steering_eval then scores those frames '
+                             'apart. Reactive expert only; slower')
     parser.add_argument('--out', required=True, help='new directory for the shards')
     args = parser.parse_args(argv)
     # The program entry point (not library code) picks headless rendering unless told otherwise.
@@ -303,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = SimDatasetConfig(args.frames_per_world, args.camera_rate_hz, args.cruise_speed,
                                   not args.no_dart_noise, args.max_episode_s, args.expert,
-                                  args.driver, args.driver_share)
+                                  args.driver, args.driver_share, fragility=args.fragility)
         seeds = parse_seed_list(args.seeds)
         command = 'python -m dave_models.sim_dataset ' + shlex.join(argv if argv is not None else sys.argv[1:])
         out = generate(seeds, args.out, config, command, args.replay)

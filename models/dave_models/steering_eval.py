@@ -14,7 +14,9 @@ figure for fresh worlds no recipe was chosen on.
 With the expert's arc labels in the data, the direction accuracy is also split by the situation
 the expert was in (`SITUATIONS`, from its straight arc and speed labels), each as
 `direction_accuracy_<situation>` and `frames_<situation>` (its share of the frames): where the
-misses are tells what the network fails to see.
+misses are tells what the network fails to see. Data made with `sim_dataset --fragility` is also
+split into the frames whose label a one-pixel perception error would flip and the others:
+`frames_fragile`, `direction_accuracy_fragile`, `direction_accuracy_robust`.
 """
 from __future__ import annotations
 
@@ -40,7 +42,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DEADBAND_PER_M = 0.05  # the training default, for a sidecar that does not state its own
 CAMERA_KEYS = ('width', 'height', 'fx')
-LABEL_ARRAYS = ('curvature', 'world_seed', 'speed', 'arc_free_m', 'arc_clearance_m', 'obstacle_ahead')
+LABEL_ARRAYS = ('curvature', 'world_seed', 'speed', 'arc_free_m', 'arc_clearance_m', 'obstacle_ahead',
+                'direction_fragile')
 # The situations the expert meets, from its labels (`situations`): it turns in place (boxed in;
 # its side is kept from the moment it started, which no single view shows); an obstacle on its
 # straight arc within CLOSE_M ('close'), or further but within its horizon ('blocked'); the
@@ -110,6 +113,12 @@ def evaluate_worlds(predictor: SteeringPredictor, manifest: Manifest, seeds: set
         for index, name in enumerate(SITUATIONS):
             chosen = situation == index
             figures[f'frames_{name}'] = float(chosen.mean())
+            if chosen.any():
+                figures[f'direction_accuracy_{name}'] = float(hits[chosen].mean())
+    if arrays['direction_fragile'] is not None:
+        fragile = arrays['direction_fragile'].astype(bool)
+        figures['frames_fragile'] = float(fragile.mean())
+        for name, chosen in (('fragile', fragile), ('robust', ~fragile)):
             if chosen.any():
                 figures[f'direction_accuracy_{name}'] = float(hits[chosen].mean())
     return figures

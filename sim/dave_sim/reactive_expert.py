@@ -259,6 +259,38 @@ def memoryless_arc(free: np.ndarray, clearance: np.ndarray, config: ReactiveConf
     return choose_arc(free, clearance, 0.0, replace(config, smooth_weight=0.0), max_yaw_rate_rps, 0.0)
 
 
+# Perception errors of about one pixel of the steering network's 160x120 input (0.53 deg a
+# column): every obstacle edge this much nearer or further, every bearing this much off, every
+# range this share off. Alone, each flips the expert's direction on a few % of frames.
+FRAGILE_EDGE_M = 0.025
+FRAGILE_BEARING_DEG = 0.5
+FRAGILE_RANGE = 0.03
+
+
+def direction_fragile(points: np.ndarray, config: ReactiveConfig, footprint_radius_m: float,
+                      camera_forward_m: float, hfov_deg: float, max_yaw_rate_rps: float) -> bool:
+    """Whether the direction (right / straight / left) of the memoryless choice on these visible
+    body-frame points changes under one of the small perception errors above, each tried alone
+    in both signs. On such frames the label hangs on what a camera barely resolves."""
+    def direction(view: np.ndarray, view_config: ReactiveConfig) -> float:
+        free, clearance = evaluate_arcs(view, view_config, footprint_radius_m, camera_forward_m, hfov_deg)
+        # The fan's straight arc is exactly 0, so the sign is the direction.
+        return float(np.sign(memoryless_arc(free, clearance, config, max_yaw_rate_rps).curvature))
+
+    camera = np.array([camera_forward_m, 0.0])
+    relative = points - camera
+    base = direction(points, config)
+    for sign in (-1.0, 1.0):
+        angle = math.radians(sign * FRAGILE_BEARING_DEG)
+        rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+        views = ((points, replace(config, margin_m=config.margin_m + sign * FRAGILE_EDGE_M)),
+                 (relative @ rotation.T + camera, config),
+                 (relative * (1.0 + sign * FRAGILE_RANGE) + camera, config))
+        if any(direction(view, view_config) != base for view, view_config in views):
+            return True
+    return False
+
+
 class ReactiveExpert:
     """Privileged, vision-limited obstacle avoider; `command(state)` at the camera rate.
 
@@ -285,6 +317,7 @@ class ReactiveExpert:
         # labels a data generator may store, e.g. as auxiliary training targets).
         self.last_free: np.ndarray | None = None
         self.last_clearance: np.ndarray | None = None
+        self.last_points: np.ndarray | None = None  # the visible obstacle points they came from
 
     def reached_goal(self, state: VehicleState) -> bool:
         """Never: the reactive expert has no goal."""
@@ -300,7 +333,8 @@ class ReactiveExpert:
 
     def command(self, state: VehicleState) -> ExpertCommand:
         """The clean reactive command (the label) and the command to drive (noisy if configured)."""
-        free, clearance = evaluate_arcs(self.visible_points(state), self.config, self.vehicle.footprint_radius_m,
+        self.last_points = self.visible_points(state)
+        free, clearance = evaluate_arcs(self.last_points, self.config, self.vehicle.footprint_radius_m,
                                         self.camera.mount_forward_m, self.camera.hfov_deg)
         choice = choose_arc(free, clearance, self._previous, self.config, self.vehicle.max_yaw_rate_rps,
                             self._turn_direction)
@@ -321,3 +355,10 @@ class ReactiveExpert:
         return {'curvature_memoryless': memoryless.curvature,
                 'arc_free_m': self.last_free.astype(np.float32),
                 'arc_clearance_m': self.last_clearance.astype(np.float32)}
+
+    def last_direction_fragile(self) -> bool:
+        """`direction_fragile` of the last command's view. Call after `command`."""
+        if self.last_points is None:
+            raise RuntimeError('last_direction_fragile: call command() first')
+        return direction_fragile(self.last_points, self.config, self.vehicle.footprint_radius_m,
+                                 self.camera.mount_forward_m, self.camera.hfov_deg, self.vehicle.max_yaw_rate_rps)
