@@ -13,9 +13,8 @@ with `privileged_labels()` (the reactive one) adds more per frame: its memoryles
 previous arc) and the free length and clearance of each arc of its fan (`arc_free_m`,
 `arc_clearance_m`, auxiliary training targets), and with `--fragility` whether its direction would
 flip under a perception error of about one pixel (`direction_fragile`, an evaluation label);
-these never change what is driven. When an
-episode ends (goal reached, or `max_episode_s`) the truck restarts from the start with a new
-noise seed, until the world has its frames.
+these never change what is driven. When an episode ends (goal reached, or `max_episode_s`) the
+truck restarts from the start with a new noise seed, until the world has its frames.
 
 `--replay DIR` adds today's labels to a data set made earlier with the same options without
 re-rendering it (rendering is ~90 % of the cost): each drive is repeated, physics and expert only,
