@@ -911,9 +911,9 @@ def test_sim_dataset_stores_privileged_labels_and_replays_without_rendering(tmp_
 
 def test_sim_dataset_fragility_label_is_added_by_a_replay_and_split_by_steering_eval(tmp_path):
     pytest.importorskip('mujoco')
-    from dave_models.sim_dataset import SimDatasetConfig, generate
     from types import SimpleNamespace
 
+    from dave_models.sim_dataset import SimDatasetConfig, generate
     from dave_models.steering_eval import evaluate_worlds
 
     made = load_manifest(generate([3], tmp_path / 'made', SimDatasetConfig(frames_per_world=8), 'test'))
@@ -936,8 +936,7 @@ def test_sim_dataset_fragility_label_is_added_by_a_replay_and_split_by_steering_
             return SimpleNamespace(curvature_per_m=0.0, speed_mps=None)
 
     # One frame made fragile by hand, so both splits exist whatever this short drive met.
-    labels = after.direction_fragile.copy()
-    labels[:] = 0
+    labels = np.zeros(8, np.int8)
     labels[0] = 1
     with ShardWriter(tmp_path / 'split', replayed.source) as writer:
         writer.add(dataclasses.replace(after, direction_fragile=labels))
