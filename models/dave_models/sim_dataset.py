@@ -237,9 +237,14 @@ def drive_world(seed: int, config: SimDatasetConfig, progress: tqdm | None = Non
                       world_seed=np.full(len(curvatures), seed, np.int64),
                       speed=np.asarray(speeds, np.float32),
                       obstacle_ahead=np.asarray(ahead, np.int8),
-                      **{name: np.asarray(values, np.int8 if name == 'direction_fragile' else np.float32)
-                         for name, values in extra.items()})
+                      **{name: _label_array(values) for name, values in extra.items()})
     return samples, WorldStats(seed, len(curvatures), episodes, goals, collisions)
+
+
+def _label_array(values: list) -> np.ndarray:
+    """Per-frame labels as stored: yes/no marks as int8 0/1, numbers as float32."""
+    array = np.asarray(values)
+    return array.astype(np.int8 if array.dtype == bool else np.float32)
 
 
 def generate(seeds: list[int], out: str | os.PathLike, config: SimDatasetConfig,

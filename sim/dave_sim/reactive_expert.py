@@ -268,25 +268,29 @@ FRAGILE_RANGE = 0.03
 
 
 def direction_fragile(points: np.ndarray, config: ReactiveConfig, footprint_radius_m: float,
-                      camera_forward_m: float, hfov_deg: float, max_yaw_rate_rps: float) -> bool:
+                      camera_forward_m: float, hfov_deg: float, max_yaw_rate_rps: float,
+                      arcs: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
     """Whether the direction (right / straight / left) of the memoryless choice on these visible
     body-frame points changes under one of the small perception errors above, each tried alone
-    in both signs. On such frames the label hangs on what a camera barely resolves."""
-    def direction(view: np.ndarray, view_config: ReactiveConfig) -> float:
-        free, clearance = evaluate_arcs(view, view_config, footprint_radius_m, camera_forward_m, hfov_deg)
+    in both signs. On such frames the label hangs on what a camera barely resolves. `arcs`: the
+    (free, clearance) `evaluate_arcs` already gave for `points`, if at hand."""
+    def direction(free: np.ndarray, clearance: np.ndarray) -> float:
         # The fan's straight arc is exactly 0, so the sign is the direction.
         return float(np.sign(memoryless_arc(free, clearance, config, max_yaw_rate_rps).curvature))
 
+    def evaluated(view: np.ndarray, view_config: ReactiveConfig) -> tuple[np.ndarray, np.ndarray]:
+        return evaluate_arcs(view, view_config, footprint_radius_m, camera_forward_m, hfov_deg)
+
     camera = np.array([camera_forward_m, 0.0])
     relative = points - camera
-    base = direction(points, config)
+    base = direction(*(arcs if arcs is not None else evaluated(points, config)))
     for sign in (-1.0, 1.0):
         angle = math.radians(sign * FRAGILE_BEARING_DEG)
         rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
         views = ((points, replace(config, margin_m=config.margin_m + sign * FRAGILE_EDGE_M)),
                  (relative @ rotation.T + camera, config),
                  (relative * (1.0 + sign * FRAGILE_RANGE) + camera, config))
-        if any(direction(view, view_config) != base for view, view_config in views):
+        if any(direction(*evaluated(view, view_config)) != base for view, view_config in views):
             return True
     return False
 
@@ -358,7 +362,8 @@ class ReactiveExpert:
 
     def last_direction_fragile(self) -> bool:
         """`direction_fragile` of the last command's view. Call after `command`."""
-        if self.last_points is None:
+        if self.last_points is None or self.last_free is None or self.last_clearance is None:
             raise RuntimeError('last_direction_fragile: call command() first')
         return direction_fragile(self.last_points, self.config, self.vehicle.footprint_radius_m,
-                                 self.camera.mount_forward_m, self.camera.hfov_deg, self.vehicle.max_yaw_rate_rps)
+                                 self.camera.mount_forward_m, self.camera.hfov_deg, self.vehicle.max_yaw_rate_rps,
+                                 arcs=(self.last_free, self.last_clearance))
