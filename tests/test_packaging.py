@@ -67,7 +67,8 @@ def test_colcon_builds_the_workspace_like_a_robot(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     install = tmp_path / 'install'
     # ros2 launch / ros2 run look for node executables in lib/<package>/.
-    for exe in ('sim_node', 'steering_node', 'command_node', 'stereo_camera_node', 'traversability_node'):
+    for exe in ('sim_node', 'steering_node', 'command_node', 'stereo_camera_node', 'traversability_node',
+                'teleop_node', 'record_node'):
         assert (install / 'dave_nodes/lib/dave_nodes' / exe).is_file(), exe
     for name in PACKAGES:
         assert (install / name / 'share' / name / 'package.xml').is_file()

@@ -22,8 +22,10 @@ setup(
             'sim_node = dave_nodes.sim_node:main',
             'steering_node = dave_nodes.steering_node:main',
             'command_node = dave_nodes.command_node:main',
+            'teleop_node = dave_nodes.teleop_node:main',
             'stereo_camera_node = dave_nodes.stereo_camera_node:main',
             'traversability_node = dave_nodes.traversability_node:main',
+            'record_node = dave_nodes.record_node:main',
         ],
     },
 )

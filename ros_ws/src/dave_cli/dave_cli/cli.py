@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'demo': ('dave_cli.commands.demo', 'simulator + full stack in closed loop; prints and writes metrics'),
     'world': ('dave_cli.commands.world', 'write a generated world as MJCF (MuJoCo) and SDF (Gazebo)'),
     'sim': ('dave_cli.commands.sim', 'the simulator as a ROS 2 node, headless'),
+    'teleop': ('dave_cli.commands.teleop', 'human driving (keyboard or gamepad), publishes /teleop/cmd_vel'),
+    'record': ('dave_cli.commands.record', 'records a rosbag2 (MCAP) of the driving topics'),
     'collect': ('dave_cli.commands.collect', 'expert driver in the simulator, headless, writes training data (rosbag2/MCAP)'),
     'data': ('dave_cli.commands.data', 'inspect recordings, turn bags into training sets, draw contact sheets and plots'),
     'train': ('dave_cli.commands.train', 'train a network (steering, traversability) with progress and plots'),

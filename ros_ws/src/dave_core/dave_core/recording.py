@@ -11,6 +11,10 @@ Version history (FORMAT_VERSION, stored in metadata.yaml custom_data):
     1  stereo rgb8 + camera_info, /odom, /cmd_vel (applied Twist); simulator extras: expert
        label /expert/cmd_vel (TwistStamped, image stamp), GT /sim/left/labels (mono8 classes
        0/1/2) and /sim/left/depth (32FC1 metres, +inf = nothing), /sim/collisions (UInt32).
+    2  adds the human and autonomy topics a live recording (`dave record`) holds: /teleop/cmd_vel
+       and /steering/command (TwistStamped), /dave/mode (String, latched), /dave/estop (Bool),
+       /dave/intervention (Bool, latched) and /traversability/labels (mono8 classes 0/1/2).
+       Version-1 recordings read unchanged (no topic changed name, type or meaning).
 
 A recording is written under a hidden temporary name and moved to its final name only when
 complete, so a directory with the final name always opens; `remove_partial_recordings` deletes
@@ -38,7 +42,7 @@ from rosbags.typesys import Stores, get_typestore
 from dave_core.atomic_file import fsync_file
 
 FORMAT_NAME = 'dave-recording'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # metadata.yaml custom_data keys (rosbag2 keeps custom_data as string -> string).
 FORMAT_KEY = 'dave.format'
 VERSION_KEY = 'dave.format_version'
@@ -56,6 +60,12 @@ EXPERT_CMD_VEL = '/expert/cmd_vel'
 GT_LABELS = '/sim/left/labels'
 GT_DEPTH = '/sim/left/depth'
 COLLISIONS = '/sim/collisions'
+TELEOP_CMD_VEL = '/teleop/cmd_vel'
+STEERING_COMMAND = '/steering/command'
+MODE = '/dave/mode'
+ESTOP = '/dave/estop'
+INTERVENTION = '/dave/intervention'
+TRAV_LABELS = '/traversability/labels'
 
 LEFT_OPTICAL_FRAME = 'stereo_left_optical_frame'
 RIGHT_OPTICAL_FRAME = 'stereo_right_optical_frame'
@@ -81,6 +91,8 @@ CAMERA_QOS = _qos(2)
 COMMAND_QOS = _qos(1)
 ODOM_QOS = _qos(10)
 LATCHED_QOS = _qos(1, QosDurability.TRANSIENT_LOCAL)
+# E-stop is reliable and volatile (the command node's subscription), so any tool's publisher matches.
+ESTOP_QOS = _qos(10)
 
 
 @dataclass(frozen=True)
@@ -105,11 +117,20 @@ TOPICS: dict[str, TopicSpec] = {spec.name: spec for spec in (
     TopicSpec(GT_LABELS, 'sensor_msgs/msg/Image', CAMERA_QOS, 'left-camera classes, mono8 0/1/2'),
     TopicSpec(GT_DEPTH, 'sensor_msgs/msg/Image', CAMERA_QOS, 'left-camera depth, 32FC1 metres, +inf = nothing'),
     TopicSpec(COLLISIONS, 'std_msgs/msg/UInt32', LATCHED_QOS, 'collision episodes so far'),
+    # Version 2: what a human driving or supervising the robot produces.
+    TopicSpec(TELEOP_CMD_VEL, 'geometry_msgs/msg/TwistStamped', COMMAND_QOS, 'human command (keyboard, gamepad)'),
+    TopicSpec(STEERING_COMMAND, 'geometry_msgs/msg/TwistStamped', COMMAND_QOS, "the steering net's proposal"),
+    TopicSpec(MODE, 'std_msgs/msg/String', LATCHED_QOS, 'manual, auto, shared or estop'),
+    TopicSpec(ESTOP, 'std_msgs/msg/Bool', ESTOP_QOS, 'true latches a stop until released'),
+    TopicSpec(INTERVENTION, 'std_msgs/msg/Bool', LATCHED_QOS, 'true while a human overrides the autopilot'),
+    TopicSpec(TRAV_LABELS, 'sensor_msgs/msg/Image', CAMERA_QOS, 'traversability classes, mono8 0/1/2'),
 )}
 
 # What the robot can record, and what the simulator adds.
 DRIVING_TOPICS = (LEFT_IMAGE, RIGHT_IMAGE, LEFT_INFO, RIGHT_INFO, ODOM, CMD_VEL)
 SIM_TOPICS = DRIVING_TOPICS + (EXPERT_CMD_VEL, GT_LABELS, GT_DEPTH, COLLISIONS)
+# What `dave record` records by default: the driving topics plus who drove and what the stack saw.
+RECORD_TOPICS = DRIVING_TOPICS + (TELEOP_CMD_VEL, STEERING_COMMAND, MODE, ESTOP, INTERVENTION, TRAV_LABELS)
 
 # Image encodings of the format -> (dtype, channels).
 _ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -235,6 +256,16 @@ def uint32_msg(value: int) -> Any:
     if not 0 <= int(value) < 2 ** 32:
         raise RecordingError(f'UInt32 value out of range: {value!r}')
     return _types()['std_msgs/msg/UInt32'](data=int(value))
+
+
+def string_msg(text: str) -> Any:
+    """std_msgs/String (e.g. /dave/mode)."""
+    return _types()['std_msgs/msg/String'](data=str(text))
+
+
+def bool_msg(value: bool) -> Any:
+    """std_msgs/Bool (e.g. /dave/estop, /dave/intervention)."""
+    return _types()['std_msgs/msg/Bool'](data=bool(value))
 
 
 # ---------------------------------------------------------------- writing

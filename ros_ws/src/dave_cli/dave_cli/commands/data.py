@@ -143,9 +143,13 @@ def _bag_table(rows: list[dict[str, Any]], total: dict[str, Any]) -> str:
                      _cell(r['frames']), _cell(r['messages'].get(rec.EXPERT_CMD_VEL, 0)),
                      _cell(r['messages'].get(rec.ODOM, 0)), image, _cell(r['distance_m']), _cell(r['collisions']),
                      _cell(r['reached_goal']), _cell(r['size_mb'])])
-    body.append(['total', f'{total["worlds"]} worlds', ','.join(total['experts']) or '-', _cell(total['duration_s']),
-                 _cell(total['frames']), '', '', '', _cell(total['distance_m']), _cell(total['collisions']),
-                 f'{total["goals_reached"]}/{total["bags"]}', _cell(total['size_mb'])])
+    if any(r['expert'] is not None for r in rows):
+        outcome = [_cell(total['distance_m']), _cell(total['collisions']), f'{total["goals_reached"]}/{total["bags"]}']
+    else:  # live recordings (dave record) have no episode record: no totals of what was not recorded
+        outcome = ['-', '-', '-']
+    worlds = f'{total["worlds"]} worlds' if total['worlds'] or outcome[0] != '-' else f'{total["bags"]} bags'
+    body.append(['total', worlds, ','.join(total['experts']) or '-', _cell(total['duration_s']),
+                 _cell(total['frames']), '', '', '', *outcome, _cell(total['size_mb'])])
     lines = _table(header, body, right={1, 3, 4, 5, 6, 8, 9, 10, 11})
     lines.insert(len(lines) - 1, '-' * len(lines[0]))
     topics = sorted({t for r in rows for t in r['messages']})
