@@ -16,7 +16,14 @@ curvature towards an unseen route point) does not follow from (v, w) and is not 
 those frames are left out and counted. Standing still (v = w = 0) is labelled 0.
 
 A bag is one world (seed from its episode record, else its seed_N directory name): one shard
-per bag, so training splits by world, never by frame. The output directory appears only when
+per bag, so training splits by world, never by frame.
+
+`label='human'` reads the bags of `dave record` instead, where a person drove by teleoperation
+(DAVE's own data): the label is the person's /teleop/cmd_vel on the frames the person drove
+(dave_models.human_labels: mode manual, or an intervention in shared mode), matched by receive
+time; frames standing still, turning in place or reversing are left out and counted. Every
+segment of one recording (rec_<UTC start>_NNNN) gets the same id, the start time as a number
+(rec_20261207T163000Z -> 20261207163000), used as its "world seed": training splits by drive. The output directory appears only when
 complete (written under a hidden sibling name, then renamed); a failure leaves nothing behind.
 """
 from __future__ import annotations
@@ -27,6 +34,7 @@ import math
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +45,7 @@ import numpy as np
 from dave_core import recording as rec
 from dave_models.datasets import MANIFEST as SHARD_MANIFEST
 from dave_models.datasets import DatasetError, Manifest, Samples, ShardWriter, building, load_manifest
+from dave_models.human_labels import DEFAULT_MODE, HumanDriver
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +60,11 @@ YAW_RATE_EPS_RPS = 1e-3
 LABEL_RULE = ('curvature = w / v of /expert/cmd_vel; v ~ 0 and w != 0 (turn in place): '
               '+-turn_in_place_curvature_per_m of the episode record (frame dropped when absent); '
               'v ~ 0 and w ~ 0: 0')
+HUMAN_LABEL_RULE = ('curvature = w / v of /teleop/cmd_vel (newest at or before the frame, <= 0.5 s old, by receive '
+                    'time) on frames a person drove (mode manual, or shared with /dave/intervention true); '
+                    'standing, turning in place and reversing frames dropped')
 _SEED_DIR_RE = re.compile(r'seed_(\d+)$')
+_RECORDING_RE = re.compile(r'rec_(\d{8})T(\d{6})Z')
 # A pending instant older than this behind the newest complete one will never complete
 # (collect writes an instant's messages together); dropping it bounds memory.
 _PAIRING_WINDOW_NS = 1_000_000_000
@@ -289,7 +302,7 @@ def curvature_labels(v: np.ndarray, w: np.ndarray, turn_in_place_curvature: floa
 class BagSteering:
     """The samples of one bag and what happened to its frames."""
 
-    samples: Samples
+    samples: Samples | None  # None: no frame of the bag is a label (human labels only)
     camera: dict[str, Any]
     stats: dict[str, Any]
 
@@ -382,6 +395,117 @@ def read_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
     return BagSteering(samples, _camera(episode, infos, lefts.shape[2], lefts.shape[1]), stats)
 
 
+def drive_id(bag: Path) -> int:
+    """The id of the drive a `dave record` segment belongs to (its UTC start as a number), else a name hash."""
+    match = _RECORDING_RE.search(bag.name)
+    if match:
+        return int(match.group(1) + match.group(2))
+    return zlib.crc32(bag.name.encode())  # a bag from elsewhere: one bag, one drive
+
+
+def read_human_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
+                            on_frame: Callable[[], None] | None = None,
+                            default_mode: str = DEFAULT_MODE) -> BagSteering:
+    """Stereo pairs of one `dave record` bag labelled with the person's command (module docstring).
+
+    A bag the autopilot drove throughout gives no samples (not an error: `build_steering` skips it).
+    """
+    episode = read_episode(bag)
+    bag = episode.path
+    counts = episode.info.message_counts
+    if min(counts.get(t, 0) for t in (rec.LEFT_IMAGE, rec.RIGHT_IMAGE)) == 0:
+        raise BagDataError(f'{bag}: no frames ({counts.get(rec.LEFT_IMAGE, 0)} {rec.LEFT_IMAGE}, '
+                           f'{counts.get(rec.RIGHT_IMAGE, 0)} {rec.RIGHT_IMAGE})')
+    driver = HumanDriver(default_mode)
+    pairer = InstantPairer((rec.LEFT_IMAGE, rec.RIGHT_IMAGE))
+    capacity = math.ceil(counts[rec.LEFT_IMAGE] / frame_stride)
+    lefts = rights = None
+    speeds: list[float] = []
+    yaw_rates: list[float] = []
+    infos: dict[str, Any] = {}
+    dropped = {'autopilot': 0, 'stale': 0, 'invalid': 0, 'standing': 0, 'turn_in_place': 0, 'reversing': 0}
+    complete = 0
+    topics = (rec.LEFT_IMAGE, rec.RIGHT_IMAGE, rec.LEFT_INFO, rec.RIGHT_INFO, rec.TELEOP_CMD_VEL, rec.MODE,
+              rec.INTERVENTION)
+    for topic, time_ns, msg in read_bag_messages(bag, topics):
+        if topic == rec.TELEOP_CMD_VEL:
+            driver.teleop(time_ns, msg.twist.linear.x, msg.twist.angular.z)
+            continue
+        if topic == rec.MODE:
+            try:
+                driver.mode(msg.data)
+            except ValueError:
+                driver.mode('estop')  # what the command node did with an unknown mode
+            continue
+        if topic == rec.INTERVENTION:
+            driver.intervention(msg.data)
+            continue
+        if topic in (rec.LEFT_INFO, rec.RIGHT_INFO):
+            infos.setdefault(topic, msg)
+            continue
+        stamp = rec.stamp_to_ns(msg.header.stamp)
+        frame = pairer.add(topic, stamp, msg)
+        if frame is None:
+            continue
+        index, complete = complete, complete + 1
+        if on_frame is not None:
+            on_frame()
+        if index % frame_stride:
+            continue
+        label = driver.label(time_ns)  # the pair is complete now: its receive time
+        if isinstance(label, str):
+            dropped[label] += 1
+            continue
+        v, w = label
+        why = _unusable_human_label(v, w)
+        if why:
+            dropped[why] += 1
+            continue
+        left = rgb_image(bag, frame[rec.LEFT_IMAGE], rec.LEFT_IMAGE, stamp)
+        right = rgb_image(bag, frame[rec.RIGHT_IMAGE], rec.RIGHT_IMAGE, stamp)
+        if left.shape != right.shape:
+            raise BagDataError(f'{bag}: at stamp {stamp} the left image is {left.shape[1]}x{left.shape[0]} '
+                               f'but the right one is {right.shape[1]}x{right.shape[0]}')
+        if lefts is None:
+            lefts = np.empty((capacity, *left.shape), np.uint8)  # pages are touched only when written
+            rights = np.empty_like(lefts)
+        elif left.shape != lefts.shape[1:]:
+            raise BagDataError(f'{bag}: image size changes within the bag at stamp {stamp} '
+                               f'({left.shape[1]}x{left.shape[0]}, first {lefts.shape[2]}x{lefts.shape[1]})')
+        lefts[len(speeds)], rights[len(speeds)] = left, right
+        speeds.append(v)
+        yaw_rates.append(w)
+    unpaired = pairer.finish()
+    n = len(speeds)
+    seed = drive_id(bag)
+    v, w = np.asarray(speeds, np.float64), np.asarray(yaw_rates, np.float64)
+    samples = None
+    if n:
+        samples = Samples(left=lefts[:n], right=rights[:n], curvature=(w / v).astype(np.float32),
+                          world_seed=np.full(n, seed, np.int64), speed=v.astype(np.float32))
+    stats = {
+        'bag': str(bag), 'seed': seed, 'expert': 'human', 'frames_in_bag': counts[rec.LEFT_IMAGE],
+        'paired': complete, 'unpaired': unpaired, 'samples': n,
+        'turn_in_place': dropped['turn_in_place'],
+        'dropped_undefined_label': dropped['turn_in_place'] + dropped['reversing'] + dropped['invalid'],
+        'obstacle_ahead': False, 'mode_recorded': counts.get(rec.MODE, 0) > 0,
+        **{f'dropped_{k}': c for k, c in dropped.items()},
+    }
+    width, height = (lefts.shape[2], lefts.shape[1]) if lefts is not None else (0, 0)
+    return BagSteering(samples, _camera(episode, infos, width, height), stats)
+
+
+def _unusable_human_label(v: float, w: float) -> str | None:
+    """Why a person's command is no curvature label, or None."""
+    if not (math.isfinite(v) and math.isfinite(w)):
+        return 'invalid'  # the command node stopped the vehicle on it
+    if v < -SPEED_EPS_MPS:
+        return 'reversing'  # the network predicts the forward path
+    if v <= SPEED_EPS_MPS:
+        return 'turn_in_place' if abs(w) > YAW_RATE_EPS_RPS else 'standing'
+    return None
+
+
 def _camera(episode: BagEpisode, infos: dict[str, Any], width: int, height: int) -> dict[str, Any]:
     """The recorded camera: the collect settings' StereoCameraConfig, else from CameraInfo."""
     camera = (episode.settings or {}).get('camera')
@@ -437,24 +561,37 @@ def _obstacle_ahead(episode: BagEpisode, stamps: np.ndarray, odom: list[tuple[in
 
 # ---------------------------------------------------------------- building a shard directory
 
+# --label -> (reader of one bag, the label rule recorded in the shard manifest)
+LABELS: dict[str, tuple[Callable[..., BagSteering], str]] = {
+    'expert': (read_steering_bag, LABEL_RULE),
+    'human': (read_human_steering_bag, HUMAN_LABEL_RULE),
+}
+
+
 def build_steering(data: str | os.PathLike, out: str | os.PathLike, frame_stride: int = 1, command: str = '',
-                   progress: bool = True) -> tuple[Manifest, list[dict[str, Any]]]:
+                   progress: bool = True, label: str = 'expert', default_mode: str = DEFAULT_MODE
+                   ) -> tuple[Manifest, list[dict[str, Any]]]:
     """Write one steering shard per bag of `data` into the new directory `out`, atomically.
 
-    Returns the manifest and per-bag statistics. `out` must not exist or be empty; on any error
-    it is left as it was.
+    `label`: 'expert' (`dave collect` bags) or 'human' (`dave record` bags of a person driving;
+    `default_mode` is the mode assumed before any recorded /dave/mode). Returns the manifest and
+    per-bag statistics. `out` must not exist or be empty; on any error it is left as it was.
     """
     from tqdm import tqdm
 
     if not isinstance(frame_stride, int) or isinstance(frame_stride, bool) or frame_stride < 1:
         raise BagDataError(f'--frame-stride must be an integer >= 1, got {frame_stride!r}')
+    if label not in LABELS:
+        raise BagDataError(f'--label must be one of {", ".join(LABELS)}, got {label!r}')
+    read_bag, rule = LABELS[label]
+    options = {'default_mode': default_mode} if label == 'human' else {}
     data, out = Path(data), Path(out)
     bags = find_bags(data)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):  # before reading any bag
         raise BagDataError(f'--out {out}: exists and is not an empty directory; choose a new one')
     total = sum(read_episode(b).frames for b in bags)
     source: dict[str, Any] = {'generator': 'dave_models.bag_dataset', 'command': command,
-                              'data': str(data.resolve()), 'frame_stride': frame_stride, 'label': LABEL_RULE,
+                              'data': str(data.resolve()), 'frame_stride': frame_stride, 'label': rule,
                               'bags': []}
     stats: list[dict[str, Any]] = []
     camera = None
@@ -464,7 +601,12 @@ def build_steering(data: str | os.PathLike, out: str | os.PathLike, frame_stride
                   dynamic_ncols=True) as bar:
             for bag in bags:
                 bar.set_postfix_str(bag.name)
-                part = read_steering_bag(bag, frame_stride, on_frame=lambda: bar.update(1))
+                part = read_bag(bag, frame_stride, on_frame=lambda: bar.update(1), **options)
+                relative = os.path.relpath(bag.resolve(), data.resolve())
+                part.stats['bag'] = relative if not relative.startswith('..') else str(bag.resolve())
+                stats.append(part.stats)
+                if part.samples is None:
+                    continue  # nobody drove it by hand: nothing to learn from this bag
                 if camera is None:
                     camera = part.camera
                 elif _camera_key(part.camera) != _camera_key(camera):
@@ -475,14 +617,26 @@ def build_steering(data: str | os.PathLike, out: str | os.PathLike, frame_stride
                     writer.add(part.samples)
                 except DatasetError as exc:  # the shard's temporary path would mean nothing to the user
                     raise BagDataError(f'{bag}: {str(exc).split(": ", 1)[-1]}') from None
-                relative = os.path.relpath(bag.resolve(), data.resolve())
-                part.stats['bag'] = relative if not relative.startswith('..') else str(bag.resolve())
-                stats.append(part.stats)
+        if camera is None:
+            raise BagDataError(_no_human_frames(data, stats, default_mode))
         source['camera'] = camera
         source['bags'] = stats
         writer.source = source
         writer.close()
     return load_manifest(out), stats
+
+
+def _no_human_frames(data: Path, stats: list[dict[str, Any]], default_mode: str) -> str:
+    """The error when no bag of `data` has a frame a person drove."""
+    autopilot = sum(s['dropped_autopilot'] for s in stats)
+    stale = sum(s['dropped_stale'] for s in stats)
+    standing = sum(s['dropped_standing'] for s in stats)
+    hint = ''
+    if not any(s.get('mode_recorded') for s in stats) and default_mode != 'manual':
+        hint = ('; no /dave/mode was recorded: if the stack ran in manual mode from its start, '
+                'pass --default-mode manual')
+    return (f'{data}: no frame a person drove with a fresh teleop command (autopilot drove {autopilot}, '
+            f'no fresh /teleop/cmd_vel {stale}, standing {standing}){hint}')
 
 
 def _camera_key(camera: dict[str, Any]) -> tuple:

@@ -3,12 +3,15 @@
     dave data info out/collect/v1                  # per bag: seed, expert, frames, outcome; totals
     dave data info out/collect/v1 --json           # the same as JSON on stdout
     dave data build steering --data out/collect/v1 --out out/data/steering_bags_v1
+    dave data build steering --label human --data data/run1 --out out/data/steering_human_run1
     dave data build traversability --data out/collect/v1 --out out/cache/trav_v1
     dave data show out/collect/v1/episodes/seed_000003 --out seed3.png
     dave data show out/data/steering_bags_v1 --out shards.png
 
 `build steering` writes one shard per bag (one world) in the format `dave train steering`
-reads; the label is the clean expert command's curvature (dave_models.bag_dataset). The output
+reads; the label is the clean expert command's curvature, or with `--label human` (bags of
+`dave record`) the curvature of the person's teleop command on the frames they drove
+(dave_models.bag_dataset, dave_models.human_labels). The output
 directory appears only when complete. `build traversability` fills the per-bag cache that
 `dave train traversability --cache DIR` reads.
 """
@@ -39,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     info.set_defaults(_action=_info)
 
     build = sub.add_parser('build', help='turn bags into a training set',
-                           description='Turn the bags of a dave collect directory into a training set.')
+                           description='Turn the bags of a dave collect (or dave record) directory into a '
+                                       'training set.')
     tasks = build.add_subparsers(dest='task', metavar='TASK')
     tasks.required = True
     steering = tasks.add_parser(
@@ -47,10 +51,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description='One shard per bag (one world): left/right pairs with the clean expert curvature '
                     '(w / v of /expert/cmd_vel; a turn in place gets the expert\'s recorded turn-in-place '
                     'curvature), the expert speed, the world seed and, when the world can be rebuilt, '
-                    'the side of the nearest obstacle ahead. OUT must be new or empty; it appears only when '
-                    'complete.')
+                    'the side of the nearest obstacle ahead. With --label human (bags of dave record): the '
+                    'curvature of the person\'s /teleop/cmd_vel on the frames they drove (mode manual, or '
+                    'an intervention in shared mode), one drive per id. OUT must be new or empty; it '
+                    'appears only when complete.')
     steering.add_argument('--data', type=Path, required=True,
-                          help='a dave collect directory, a folder of bags or one bag')
+                          help='a dave collect or dave record directory, a folder of bags or one bag')
+    steering.add_argument('--label', choices=('expert', 'human'), default='expert',
+                          help='expert: the simulator expert\'s /expert/cmd_vel (dave collect, default); '
+                               'human: a person\'s /teleop/cmd_vel (dave record)')
+    steering.add_argument('--default-mode', choices=('manual', 'auto', 'shared', 'estop'), default='auto',
+                          help='--label human: the mode before any recorded /dave/mode (default: auto, the '
+                               'command node\'s initial_mode)')
     steering.add_argument('--out', type=Path, required=True, help='new directory for the shards')
     steering.add_argument('--frame-stride', type=int, default=1,
                           help='keep every N-th frame of each bag (default: 1; consecutive frames at 15 Hz '
@@ -180,18 +192,26 @@ def _build_steering(args: argparse.Namespace) -> int:
 
     # What the manifest records as its origin: the command, with every option spelled out.
     command = shlex.join(['dave', 'data', 'build', 'steering', '--data', str(args.data), '--out', str(args.out),
-                          '--frame-stride', str(args.frame_stride)])
-    manifest, stats = build_steering(args.data, args.out, args.frame_stride, command, progress=not args.quiet)
+                          '--frame-stride', str(args.frame_stride), '--label', args.label]
+                         + (['--default-mode', args.default_mode] if args.label == 'human' else []))
+    manifest, stats = build_steering(args.data, args.out, args.frame_stride, command, progress=not args.quiet,
+                                     label=args.label, default_mode=args.default_mode)
     share = label_stats(shard_labels(manifest)[0])
     dropped = sum(s['dropped_undefined_label'] for s in stats)
     unpaired = sum(s['unpaired'] for s in stats)
-    print(f'{PROG} build steering: {manifest.num_samples} samples of {len(manifest.world_seeds)} worlds '
+    units = 'drives' if args.label == 'human' else 'worlds'
+    print(f'{PROG} build steering: {manifest.num_samples} samples of {len(manifest.world_seeds)} {units} '
           f'({manifest.image_width}x{manifest.image_height}) from {len(stats)} bags -> {args.out}')
     print(f'  data_id {manifest.data_id}; curvature mean {share["curvature_mean"]:+.3f} std '
           f'{share["curvature_std"]:.3f} 1/m; left {share["left"]:.0%}, straight {share["straight"]:.0%}, '
           f'right {share["right"]:.0%}; turning in place {sum(s["turn_in_place"] for s in stats)} frames'
           + (f'; dropped {dropped} without a defined label' if dropped else '')
           + (f'; {unpaired} unpaired instants' if unpaired else ''))
+    if args.label == 'human':
+        print('  left out: ' + ', '.join(
+            f'{why} {sum(s[f"dropped_{key}"] for s in stats)}' for why, key in (
+                ('autopilot drove', 'autopilot'), ('no fresh teleop command', 'stale'), ('standing', 'standing'),
+                ('reversing', 'reversing'))) + ' frames')
     print(f'  train: dave train steering --data {args.out} --out OUT')
     return 0
 

@@ -1,0 +1,124 @@
+"""Which frames a person drove and with what command, from recorded receive times (no ROS)."""
+import json
+
+import numpy as np
+import pytest
+
+from dave_core import recording as rec
+from dave_models.bag_dataset import BagDataError, build_steering
+from dave_models.datasets import load_manifest
+from dave_models.human_labels import AUTOPILOT, STALE, HumanDriver
+
+MS = 1_000_000
+
+
+def test_manual_frames_take_the_newest_fresh_teleop_command():
+    driver = HumanDriver()
+    driver.mode('manual')
+    assert driver.label(10 * MS) == STALE  # no command yet
+    driver.teleop(50 * MS, 0.4, 0.0)
+    assert driver.label(100 * MS) == (0.4, 0.0)
+    driver.teleop(150 * MS, 0.5, 0.1)
+    assert driver.label(150 * MS) == (0.5, 0.1)  # received at the same instant: in effect
+    assert driver.label(650 * MS) == (0.5, 0.1)  # 0.5 s old: still fresh
+    assert driver.label(651 * MS) == STALE  # the command node has stopped the vehicle by now
+
+
+def test_in_shared_mode_only_an_intervention_is_a_label():
+    driver = HumanDriver()
+    driver.mode('shared')
+    driver.teleop(0, 0.3, 0.9)
+    assert driver.label(10 * MS) == AUTOPILOT
+    driver.intervention(True)
+    assert driver.label(20 * MS) == (0.3, 0.9)
+    driver.intervention(False)
+    assert driver.label(30 * MS) == AUTOPILOT
+
+
+@pytest.mark.parametrize('mode', ['auto', 'estop'])
+def test_autopilot_and_estop_frames_are_not_labels(mode):
+    driver = HumanDriver(default_mode='manual')
+    driver.teleop(0, 0.3, 0.0)
+    driver.mode(mode)
+    driver.intervention(True)  # an intervention outside shared mode does not make it human driving
+    assert driver.label(10 * MS) == AUTOPILOT
+
+
+def test_without_a_recorded_mode_the_default_decides():
+    for default, expected in (('auto', AUTOPILOT), ('manual', (0.5, 0.0))):
+        driver = HumanDriver(default_mode=default)
+        driver.teleop(0, 0.5, 0.0)
+        assert driver.label(10 * MS) == expected
+
+
+def test_an_unknown_mode_is_named():
+    with pytest.raises(ValueError, match=r"unknown mode 'drive'"):
+        HumanDriver().mode('drive')
+    with pytest.raises(ValueError, match=r"unknown mode 'x'"):
+        HumanDriver(default_mode='x')
+
+
+# ---------------------------------------------------------------- a recorded drive -> steering shards
+
+T0 = 1_800_000_000 * 1_000_000_000  # camera clock (header stamps)
+R0 = 5_000_000_000  # recorder clock (receive times): different on purpose
+
+
+def _frame(i):
+    """A left/right pair whose pixels say which frame it is."""
+    left = np.full((24, 32, 3), i, np.uint8)
+    return left, left + 100
+
+
+def _write_drive(path, events):
+    """events: (receive ms, kind, value); frames arrive at their receive time, stamped on the camera clock."""
+    topics = (rec.LEFT_IMAGE, rec.RIGHT_IMAGE, rec.TELEOP_CMD_VEL, rec.MODE, rec.INTERVENTION)
+    with rec.RecordingWriter(path, topics=topics) as writer:
+        for ms, kind, value in sorted(events, key=lambda e: e[0]):
+            t = R0 + ms * MS
+            if kind == 'frame':
+                left, right = _frame(value)
+                stamp = T0 + value * 66 * MS
+                writer.write(rec.LEFT_IMAGE, rec.image_msg(left, 'rgb8', stamp, rec.LEFT_OPTICAL_FRAME), t)
+                writer.write(rec.RIGHT_IMAGE, rec.image_msg(right, 'rgb8', stamp, rec.RIGHT_OPTICAL_FRAME), t)
+            elif kind == 'teleop':
+                writer.write(rec.TELEOP_CMD_VEL, rec.twist_stamped_msg(*value, stamp_ns=T0), t)
+            elif kind == 'mode':
+                writer.write(rec.MODE, rec.string_msg(value), t)
+            else:
+                writer.write(rec.INTERVENTION, rec.bool_msg(value), t)
+
+
+def test_a_shared_drive_becomes_shards_of_the_intervention_frames_only(tmp_path):
+    events = [(0, 'mode', 'shared'), (0, 'intervention', False)]
+    events += [(100 * i + 5, 'frame', i) for i in range(10)]  # frames 0..9 at 5, 105, ... 905 ms
+    events += [(300, 'intervention', True), (300, 'teleop', (0.5, 0.25)), (400, 'teleop', (0.5, -0.5)),
+               (500, 'teleop', (0.0, 0.0)),  # the person stops: standing, no label
+               (600, 'teleop', (-0.2, 0.0)),  # reversing: no label
+               (700, 'intervention', False)]
+    data = tmp_path / 'run1' / 'episodes'
+    _write_drive(data / 'rec_20261207T163000Z_0000', events)
+    _write_drive(data / 'rec_20261207T163000Z_0001', [(0, 'mode', 'auto')]
+                 + [(100 * i, 'frame', i) for i in range(3)])  # the autopilot drove it all: no samples
+    manifest, stats = build_steering(tmp_path / 'run1', tmp_path / 'shards', label='human', progress=False)
+    assert manifest.num_samples == 2 and manifest.world_seeds == (20261207163000,)
+    shard = np.load(next((tmp_path / 'shards').glob('shard_*.npz')))
+    assert shard['left'][:, 0, 0, 0].tolist() == [3, 4]  # frames 3 and 4, by their pixels
+    assert shard['curvature'].tolist() == [0.5, -1.0]  # w / v of the command in effect
+    assert shard['speed'].tolist() == [0.5, 0.5]
+    first, second = stats
+    assert (first['dropped_autopilot'], first['dropped_standing'], first['dropped_reversing']) == (6, 1, 1)  # frames 0-2 and 7-9
+    assert (second['samples'], second['dropped_autopilot']) == (0, 3)
+    source = json.loads((tmp_path / 'shards' / 'manifest.json').read_text())['source']
+    assert 'teleop' in source['label']
+
+
+def test_a_recording_nobody_drove_by_hand_is_one_clear_error(tmp_path):
+    bag = tmp_path / 'rec_20261207T163000Z_0000'
+    _write_drive(bag, [(0, 'teleop', (0.5, 0.0))] + [(100 * i + 5, 'frame', i) for i in range(3)])
+    with pytest.raises(BagDataError, match=r'no frame a person drove .*\(autopilot drove 3.*'
+                                           r'pass --default-mode manual'):
+        build_steering(bag, tmp_path / 'shards', label='human', progress=False)
+    assert not (tmp_path / 'shards').exists()
+    manifest, _ = build_steering(bag, tmp_path / 'shards', label='human', default_mode='manual', progress=False)
+    assert manifest.num_samples == 3 and load_manifest(tmp_path / 'shards').num_samples == 3
