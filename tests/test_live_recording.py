@@ -84,8 +84,9 @@ def test_segments_rotate_without_losing_a_message(tmp_path):
         if i % 10 == 0:
             assert recorder.tick(EPOCH_NS + i * 10 * MS) is False  # no duration: never stops
     summary = recorder.close()
-    assert (summary.status, summary.segments, summary.messages) == ('complete', 4, sent + 1)
-    assert summary.line() == f'{out}: 4 segments, {sent + 1} messages, 3.5 s'
+    # + the mode once, and repeated at the start of the three later segments
+    assert (summary.status, summary.segments, summary.messages) == ('complete', 4, sent + 4)
+    assert summary.line() == f'{out}: 4 segments, {sent + 4} messages, 3.5 s'
 
     bags = sorted((out / live.EPISODES).iterdir())
     assert [b.name for b in bags] == [f'rec_20261207T161320Z_{i:04d}' for i in range(4)]
@@ -96,7 +97,13 @@ def test_segments_rotate_without_losing_a_message(tmp_path):
         assert json.loads(info.custom_data[live.SEGMENT_KEY])['recording'] == 'rec_20261207T161320Z'
         with Reader(bag) as reader:  # plain rosbags: the bags are standard
             assert reader.message_count == sum(info.message_counts.values())
-        received += [(t, ns, m) for t, ns, m in rec.read_messages(bag) if t == rec.TELEOP_CMD_VEL]
+        messages = list(rec.read_messages(bag))
+        # Every segment says the mode it starts in (a latched topic), at its own first time.
+        first_topic, first_ns, first = messages[0]
+        assert (first_topic, first.data) == (rec.MODE, 'manual')
+        assert first_ns == min(ns for _, ns, _ in messages)
+        assert sum(t == rec.MODE for t, _, _ in messages) == 1
+        received += [(t, ns, m) for t, ns, m in messages if t == rec.TELEOP_CMD_VEL]
     assert [ns for _, ns, _ in received] == [EPOCH_NS + i * 10 * MS for i in range(sent)]
     assert [round(m.twist.linear.x, 6) for _, _, m in received] == [round(0.1 * i, 6) for i in range(sent)]
     assert [rec.stamp_to_ns(m.header.stamp) for _, _, m in received] == [EPOCH_NS + i * MS for i in range(sent)]
@@ -104,8 +111,8 @@ def test_segments_rotate_without_losing_a_message(tmp_path):
     manifest = live.read_manifest(out)
     assert manifest['status'] == 'complete' and manifest['recording_format_version'] == 2
     assert [s['bag'] for s in manifest['segments']] == [f'episodes/{b.name}' for b in bags]
-    assert [s['total_messages'] for s in manifest['segments']] == [101, 100, 100, 50]
-    assert manifest['totals']['messages_per_topic'] == {rec.TELEOP_CMD_VEL: sent, rec.MODE: 1}
+    assert [s['total_messages'] for s in manifest['segments']] == [101, 101, 101, 51]
+    assert manifest['totals']['messages_per_topic'] == {rec.TELEOP_CMD_VEL: sent, rec.MODE: 4}
     assert manifest['settings']['split_s'] == 1.0
 
 

@@ -20,6 +20,11 @@ Segments never split a camera instant: the messages of one instant (left and rig
 camera_info, labels) share a header stamp (ARCHITECTURE.md) and the data tools pair them within a
 bag, so a due segment ends when the first message of a newer instant arrives (or, with no camera
 traffic, at most INSTANT_HOLD_S later).
+
+Latched topics (/dave/mode, /dave/intervention, /sim/collisions) are states published once per
+change; a segment would not know the mode it starts in. So each new segment begins with the
+newest message of every latched topic, repeated at the segment's first time (as rosbag2's
+`--repeated-transient-local` does): each bag can be read alone.
 """
 from __future__ import annotations
 
@@ -203,6 +208,8 @@ class LiveRecorder:
         self._split_ns = round(settings.split_s * 1e9)
         self._hold_ns = round(INSTANT_HOLD_S * 1e9)
         self._instant_topics = frozenset(t for t in settings.topics if rec.TOPICS[t].msgtype in INSTANT_TYPES)
+        self._latched_topics = frozenset(t for t in settings.topics if subscription_qos(t).transient_local)
+        self._latched: dict[str, bytes] = {}  # newest message of each latched topic, repeated per segment
         self._duration_ns = round(settings.duration_s * 1e9)
         self._start_ns: int | None = None
         self._last_ns: int | None = None
@@ -257,6 +264,8 @@ class LiveRecorder:
         except OSError as exc:
             self._fail_current(exc)
         self.written[topic] += 1
+        if topic in self._latched_topics:
+            self._latched[topic] = bytes(data)
         segment = self._segment
         segment['end_ns'] = max(segment['end_ns'], log_time_ns)
         if stamp_ns is not None:
@@ -350,6 +359,11 @@ class LiveRecorder:
             self._set_error(f'cannot create segment {path} ({reason}); {self._finished_note()}')
             raise RecordError(self.failed) from None
         self._segment = {'bag': f'{EPISODES}/{path.name}', 'index': index, 'start_ns': start_ns, 'end_ns': start_ns}
+        for topic, data in self._latched.items():
+            try:
+                self._writer.write_cdr(topic, data, start_ns)
+            except OSError as exc:
+                self._fail_current(exc)
 
     def _rotate(self) -> None:
         """Hand the current segment to the closer thread; the next message opens a new one."""
