@@ -112,7 +112,7 @@ def test_manual_obeys_the_human_without_images_and_stops_when_teleop_goes_silent
         gov.teleop(0.1 * i, Command(0.5, -0.5))
         gov.propose(0.1 * i, Command(1.0, 1.0), image_stamp_s=-10.0)  # stale images do not matter
         out = gov.update(0.1 * i)
-    assert (out.reason, out.source, out.intervention) == ('ok', 'human', False)
+    assert (out.reason, out.source, out.intervention) == ('ok', 'human', True)  # a person in charge
     assert out.command == Command(0.5, -0.5) and out.image_stamp_s is None
     out = gov.update(0.9 + 0.25)  # teleop silent longer than command_timeout_s
     assert out.command == Command() and out.reason == 'stale_teleop'

@@ -12,9 +12,9 @@ from dave_models.human_labels import AUTOPILOT, STALE, HumanDriver
 MS = 1_000_000
 
 
-def test_manual_frames_take_the_newest_fresh_teleop_command():
+def test_frames_a_person_drove_take_the_newest_fresh_teleop_command():
     driver = HumanDriver()
-    driver.mode('manual')
+    driver.intervention(True)
     assert driver.label(10 * MS) == STALE  # no command yet
     driver.teleop(50 * MS, 0.4, 0.0)
     assert driver.label(100 * MS) == (0.4, 0.0)
@@ -24,38 +24,14 @@ def test_manual_frames_take_the_newest_fresh_teleop_command():
     assert driver.label(651 * MS) == STALE  # the command node has stopped the vehicle by now
 
 
-def test_in_shared_mode_only_an_intervention_is_a_label():
+def test_only_frames_with_a_person_in_charge_are_labels():
     driver = HumanDriver()
-    driver.mode('shared')
     driver.teleop(0, 0.3, 0.9)
-    assert driver.label(10 * MS) == AUTOPILOT
+    assert driver.label(10 * MS) == AUTOPILOT  # nothing recorded says a person drove
     driver.intervention(True)
     assert driver.label(20 * MS) == (0.3, 0.9)
     driver.intervention(False)
     assert driver.label(30 * MS) == AUTOPILOT
-
-
-@pytest.mark.parametrize('mode', ['auto', 'estop'])
-def test_autopilot_and_estop_frames_are_not_labels(mode):
-    driver = HumanDriver(default_mode='manual')
-    driver.teleop(0, 0.3, 0.0)
-    driver.mode(mode)
-    driver.intervention(True)  # an intervention outside shared mode does not make it human driving
-    assert driver.label(10 * MS) == AUTOPILOT
-
-
-def test_without_a_recorded_mode_the_default_decides():
-    for default, expected in (('auto', AUTOPILOT), ('manual', (0.5, 0.0))):
-        driver = HumanDriver(default_mode=default)
-        driver.teleop(0, 0.5, 0.0)
-        assert driver.label(10 * MS) == expected
-
-
-def test_an_unknown_mode_is_named():
-    with pytest.raises(ValueError, match=r"unknown mode 'drive'"):
-        HumanDriver().mode('drive')
-    with pytest.raises(ValueError, match=r"unknown mode 'x'"):
-        HumanDriver(default_mode='x')
 
 
 # ---------------------------------------------------------------- a recorded drive -> steering shards
@@ -72,7 +48,7 @@ def _frame(i):
 
 def _write_drive(path, events):
     """events: (receive ms, kind, value); frames arrive at their receive time, stamped on the camera clock."""
-    topics = (rec.LEFT_IMAGE, rec.RIGHT_IMAGE, rec.TELEOP_CMD_VEL, rec.MODE, rec.INTERVENTION)
+    topics = (rec.LEFT_IMAGE, rec.RIGHT_IMAGE, rec.TELEOP_CMD_VEL, rec.MODE, rec.INTERVENTION)  # as recorded
     with rec.RecordingWriter(path, topics=topics) as writer:
         for ms, kind, value in sorted(events, key=lambda e: e[0]):
             t = R0 + ms * MS
@@ -98,7 +74,7 @@ def test_a_shared_drive_becomes_shards_of_the_intervention_frames_only(tmp_path)
                (700, 'intervention', False)]
     data = tmp_path / 'run1' / 'episodes'
     _write_drive(data / 'rec_20261207T163000Z_0000', events)
-    _write_drive(data / 'rec_20261207T163000Z_0001', [(0, 'mode', 'auto')]
+    _write_drive(data / 'rec_20261207T163000Z_0001', [(0, 'mode', 'auto'), (0, 'intervention', False)]
                  + [(100 * i, 'frame', i) for i in range(3)])  # the autopilot drove it all: no samples
     manifest, stats = build_steering(tmp_path / 'run1', tmp_path / 'shards', label='human', progress=False)
     assert manifest.num_samples == 2 and manifest.world_seeds == (20261207163000,)
@@ -115,10 +91,15 @@ def test_a_shared_drive_becomes_shards_of_the_intervention_frames_only(tmp_path)
 
 def test_a_recording_nobody_drove_by_hand_is_one_clear_error(tmp_path):
     bag = tmp_path / 'rec_20261207T163000Z_0000'
-    _write_drive(bag, [(0, 'teleop', (0.5, 0.0))] + [(100 * i + 5, 'frame', i) for i in range(3)])
+    _write_drive(bag, [(0, 'mode', 'manual'), (0, 'teleop', (0.5, 0.0))] + [(100 * i + 5, 'frame', i) for i in range(3)])
+    # The mode alone does not say who drove (/dave/intervention, the command node's word, does).
     with pytest.raises(BagDataError, match=r'no frame a person drove .*\(autopilot drove 3.*'
-                                           r'pass --default-mode manual'):
+                                           r'no /dave/intervention was recorded'):
         build_steering(bag, tmp_path / 'shards', label='human', progress=False)
     assert not (tmp_path / 'shards').exists()
-    manifest, _ = build_steering(bag, tmp_path / 'shards', label='human', default_mode='manual', progress=False)
+    bag = tmp_path / 'rec_20261207T170000Z_0000'
+    _write_drive(bag, [(0, 'intervention', True), (0, 'teleop', (0.5, 0.0))]
+                 + [(100 * i + 5, 'frame', i) for i in range(3)])
+    manifest, _ = build_steering(bag, tmp_path / 'shards', label='human', progress=False)
     assert manifest.num_samples == 3 and load_manifest(tmp_path / 'shards').num_samples == 3
+    assert manifest.world_seeds == (20261207170000,)

@@ -20,8 +20,8 @@ per bag, so training splits by world, never by frame.
 
 `label='human'` reads the bags of `dave record` instead, where a person drove by teleoperation
 (DAVE's own data): the label is the person's /teleop/cmd_vel on the frames the person drove
-(dave_models.human_labels: mode manual, or an intervention in shared mode), matched by receive
-time; frames standing still, turning in place or reversing are left out and counted. Every
+(dave_models.human_labels: /dave/intervention true, i.e. mode manual or a takeover in shared
+mode), matched by receive time; frames standing still, turning in place or reversing are left out and counted. Every
 segment of one recording (rec_<UTC start>_NNNN) gets the same id, the start time as a number
 (rec_20261207T163000Z -> 20261207163000), used as its "world seed": training splits by drive. The output directory appears only when
 complete (written under a hidden sibling name, then renamed); a failure leaves nothing behind.
@@ -45,7 +45,7 @@ import numpy as np
 from dave_core import recording as rec
 from dave_models.datasets import MANIFEST as SHARD_MANIFEST
 from dave_models.datasets import DatasetError, Manifest, Samples, ShardWriter, building, load_manifest
-from dave_models.human_labels import DEFAULT_MODE, HumanDriver
+from dave_models.human_labels import HumanDriver
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ LABEL_RULE = ('curvature = w / v of /expert/cmd_vel; v ~ 0 and w != 0 (turn in p
               '+-turn_in_place_curvature_per_m of the episode record (frame dropped when absent); '
               'v ~ 0 and w ~ 0: 0')
 HUMAN_LABEL_RULE = ('curvature = w / v of /teleop/cmd_vel (newest at or before the frame, <= 0.5 s old, by receive '
-                    'time) on frames a person drove (mode manual, or shared with /dave/intervention true); '
+                    'time) on frames a person drove (/dave/intervention true: mode manual or a shared-mode takeover); '
                     'standing, turning in place and reversing frames dropped')
 _SEED_DIR_RE = re.compile(r'seed_(\d+)$')
 _RECORDING_RE = re.compile(r'rec_(\d{8})T(\d{6})Z')
@@ -404,8 +404,7 @@ def drive_id(bag: Path) -> int:
 
 
 def read_human_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
-                            on_frame: Callable[[], None] | None = None,
-                            default_mode: str = DEFAULT_MODE) -> BagSteering:
+                            on_frame: Callable[[], None] | None = None) -> BagSteering:
     """Stereo pairs of one `dave record` bag labelled with the person's command (module docstring).
 
     A bag the autopilot drove throughout gives no samples (not an error: `build_steering` skips it).
@@ -416,7 +415,7 @@ def read_human_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
     if min(counts.get(t, 0) for t in (rec.LEFT_IMAGE, rec.RIGHT_IMAGE)) == 0:
         raise BagDataError(f'{bag}: no frames ({counts.get(rec.LEFT_IMAGE, 0)} {rec.LEFT_IMAGE}, '
                            f'{counts.get(rec.RIGHT_IMAGE, 0)} {rec.RIGHT_IMAGE})')
-    driver = HumanDriver(default_mode)
+    driver = HumanDriver()
     pairer = InstantPairer((rec.LEFT_IMAGE, rec.RIGHT_IMAGE))
     capacity = math.ceil(counts[rec.LEFT_IMAGE] / frame_stride)
     lefts = rights = None
@@ -425,17 +424,11 @@ def read_human_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
     infos: dict[str, Any] = {}
     dropped = {'autopilot': 0, 'stale': 0, 'invalid': 0, 'standing': 0, 'turn_in_place': 0, 'reversing': 0}
     complete = 0
-    topics = (rec.LEFT_IMAGE, rec.RIGHT_IMAGE, rec.LEFT_INFO, rec.RIGHT_INFO, rec.TELEOP_CMD_VEL, rec.MODE,
+    topics = (rec.LEFT_IMAGE, rec.RIGHT_IMAGE, rec.LEFT_INFO, rec.RIGHT_INFO, rec.TELEOP_CMD_VEL,
               rec.INTERVENTION)
     for topic, time_ns, msg in read_bag_messages(bag, topics):
         if topic == rec.TELEOP_CMD_VEL:
             driver.teleop(time_ns, msg.twist.linear.x, msg.twist.angular.z)
-            continue
-        if topic == rec.MODE:
-            try:
-                driver.mode(msg.data)
-            except ValueError:
-                driver.mode('estop')  # what the command node did with an unknown mode
             continue
         if topic == rec.INTERVENTION:
             driver.intervention(msg.data)
@@ -488,7 +481,7 @@ def read_human_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
         'paired': complete, 'unpaired': unpaired, 'samples': n,
         'turn_in_place': dropped['turn_in_place'],
         'dropped_undefined_label': dropped['turn_in_place'] + dropped['reversing'] + dropped['invalid'],
-        'obstacle_ahead': False, 'mode_recorded': counts.get(rec.MODE, 0) > 0,
+        'obstacle_ahead': False, 'intervention_recorded': counts.get(rec.INTERVENTION, 0) > 0,
         **{f'dropped_{k}': c for k, c in dropped.items()},
     }
     width, height = (lefts.shape[2], lefts.shape[1]) if lefts is not None else (0, 0)
@@ -569,13 +562,11 @@ LABELS: dict[str, tuple[Callable[..., BagSteering], str]] = {
 
 
 def build_steering(data: str | os.PathLike, out: str | os.PathLike, frame_stride: int = 1, command: str = '',
-                   progress: bool = True, label: str = 'expert', default_mode: str = DEFAULT_MODE
-                   ) -> tuple[Manifest, list[dict[str, Any]]]:
+                   progress: bool = True, label: str = 'expert') -> tuple[Manifest, list[dict[str, Any]]]:
     """Write one steering shard per bag of `data` into the new directory `out`, atomically.
 
-    `label`: 'expert' (`dave collect` bags) or 'human' (`dave record` bags of a person driving;
-    `default_mode` is the mode assumed before any recorded /dave/mode). Returns the manifest and
-    per-bag statistics. `out` must not exist or be empty; on any error it is left as it was.
+    `label`: 'expert' (`dave collect` bags) or 'human' (`dave record` bags of a person driving).
+    Returns the manifest and per-bag statistics. `out` must not exist or be empty; on any error it is left as it was.
     """
     from tqdm import tqdm
 
@@ -584,7 +575,6 @@ def build_steering(data: str | os.PathLike, out: str | os.PathLike, frame_stride
     if label not in LABELS:
         raise BagDataError(f'--label must be one of {", ".join(LABELS)}, got {label!r}')
     read_bag, rule = LABELS[label]
-    options = {'default_mode': default_mode} if label == 'human' else {}
     data, out = Path(data), Path(out)
     bags = find_bags(data)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):  # before reading any bag
@@ -601,7 +591,7 @@ def build_steering(data: str | os.PathLike, out: str | os.PathLike, frame_stride
                   dynamic_ncols=True) as bar:
             for bag in bags:
                 bar.set_postfix_str(bag.name)
-                part = read_bag(bag, frame_stride, on_frame=lambda: bar.update(1), **options)
+                part = read_bag(bag, frame_stride, on_frame=lambda: bar.update(1))
                 relative = os.path.relpath(bag.resolve(), data.resolve())
                 part.stats['bag'] = relative if not relative.startswith('..') else str(bag.resolve())
                 stats.append(part.stats)
@@ -618,7 +608,7 @@ def build_steering(data: str | os.PathLike, out: str | os.PathLike, frame_stride
                 except DatasetError as exc:  # the shard's temporary path would mean nothing to the user
                     raise BagDataError(f'{bag}: {str(exc).split(": ", 1)[-1]}') from None
         if camera is None:
-            raise BagDataError(_no_human_frames(data, stats, default_mode))
+            raise BagDataError(_no_human_frames(data, stats))
         source['camera'] = camera
         source['bags'] = stats
         writer.source = source
@@ -626,15 +616,15 @@ def build_steering(data: str | os.PathLike, out: str | os.PathLike, frame_stride
     return load_manifest(out), stats
 
 
-def _no_human_frames(data: Path, stats: list[dict[str, Any]], default_mode: str) -> str:
+def _no_human_frames(data: Path, stats: list[dict[str, Any]]) -> str:
     """The error when no bag of `data` has a frame a person drove."""
     autopilot = sum(s['dropped_autopilot'] for s in stats)
     stale = sum(s['dropped_stale'] for s in stats)
     standing = sum(s['dropped_standing'] for s in stats)
     hint = ''
-    if not any(s.get('mode_recorded') for s in stats) and default_mode != 'manual':
-        hint = ('; no /dave/mode was recorded: if the stack ran in manual mode from its start, '
-                'pass --default-mode manual')
+    if not any(s['intervention_recorded'] for s in stats):
+        hint = ('; no /dave/intervention was recorded, which the command node publishes: record with '
+                'the stack running (dave record records it by default)')
     return (f'{data}: no frame a person drove with a fresh teleop command (autopilot drove {autopilot}, '
             f'no fresh /teleop/cmd_vel {stale}, standing {standing}){hint}')
 

@@ -4,9 +4,12 @@ Pure logic with time injected (seconds on the node's clock), so every safety rul
 without ROS. The mode (ARCHITECTURE.md /dave/mode) picks whose command is obeyed:
 - `auto`: the autopilot's proposal; the human's teleop command is ignored;
 - `manual`: the human's teleop command; the autopilot is ignored;
-- `shared`: the autopilot, until the human gives a non-zero command: then the human drives (an
-  intervention) until their command has been zero for `takeover_release_s`;
+- `shared`: the autopilot, until the human gives a non-zero command: then the human drives (a
+  takeover) until their command has been zero for `takeover_release_s`;
 - `estop`: zero.
+`intervention` (/dave/intervention) is true while a person, not the autopilot, is in charge:
+mode manual, or a takeover in shared mode. It is the one signal that says who drove, so a
+recording can tell a person's frames (training labels) from the autopilot's.
 Then, in order of precedence:
 1. e-stop latched or mode `estop` -> zero;
 2. no command yet from the chosen source, its command older than `command_timeout_s`, or (for
@@ -95,7 +98,7 @@ class GovernorOutput:
     reason: str
     image_stamp_s: float | None = None  # the autopilot's source image, when it is obeyed
     source: str = 'autopilot'  # autopilot | human | none (mode estop / e-stop)
-    intervention: bool = False  # shared mode and the human has taken over
+    intervention: bool = False  # a person is in charge: mode manual, or a shared-mode takeover
 
 
 class CommandGovernor:
@@ -159,11 +162,11 @@ class CommandGovernor:
         return out
 
     def _source(self, now_s: float) -> tuple[str, bool]:
-        """Whose command the mode obeys now, and whether that is a human intervention."""
+        """Whose command the mode obeys now, and whether a person is in charge (an intervention)."""
         if self._estop or self._mode == 'estop':
             return 'none', False
         if self._mode == 'manual':
-            return 'human', False
+            return 'human', True
         if self._mode == 'shared' and now_s - self._human_active_s <= self.limits.takeover_release_s:
             return 'human', True
         return 'autopilot', False

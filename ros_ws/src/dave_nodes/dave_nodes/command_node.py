@@ -5,7 +5,7 @@ picks one by the mode (/dave/mode: manual, auto, shared, estop), applies the com
 (speed, yaw-rate and acceleration limits; stop on stale images, silence, invalid values and
 e-stop) and publishes /cmd_vel. Publishes immediately when a command arrives (lowest latency)
 and from a watchdog timer otherwise, so the vehicle keeps receiving zero while anything is wrong.
-/dave/intervention (latched) is true while the human overrides the autopilot in shared mode.
+/dave/intervention (latched) is true while a person drives: mode manual, or a takeover in shared mode.
 """
 from __future__ import annotations
 
@@ -57,8 +57,8 @@ class CommandNode(Node):
         self.governor = CommandGovernor(self.config.limits, self.config.initial_mode)
         self._last_reason = ''
         self._last_state = ('', '')
-        self._intervention = False
-        self._interventions = 0
+        self._intervention = self.governor.mode == 'manual'  # the governor's state before any command
+        self._interventions = int(self._intervention)
         self._last_publish_s = 0.0
         self._latencies_ms: list[float] = []
         msg_type = TwistStamped if self.config.stamped else Twist
@@ -67,7 +67,7 @@ class CommandNode(Node):
         self._latency_pub = self.create_publisher(Float64, '/dave/stack_latency_ms', 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._intervention_pub = self.create_publisher(Bool, '/dave/intervention', LATCHED_QOS)
-        self._intervention_pub.publish(Bool(data=False))
+        self._intervention_pub.publish(Bool(data=self._intervention))
         self.create_subscription(TwistStamped, '/steering/command', self._on_proposal, COMMAND_QOS)
         self.create_subscription(TwistStamped, '/teleop/cmd_vel', self._on_teleop, COMMAND_QOS)
         self.create_subscription(String, '/dave/mode', self._on_mode, LATCHED_QOS)
@@ -136,7 +136,7 @@ class CommandNode(Node):
             self._intervention = out.intervention
             self._interventions += out.intervention
             self._intervention_pub.publish(Bool(data=out.intervention))
-            self.get_logger().info('human takes over' if out.intervention else 'autopilot takes over')
+            self.get_logger().info('a person drives' if out.intervention else 'the autopilot drives')
         if (out.reason, out.source) != self._last_state:
             # Log transitions only: a stopped vehicle must not flood the console.
             if out.reason in ('ok', 'no_command', 'no_teleop', 'mode_estop'):

@@ -52,17 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     '(w / v of /expert/cmd_vel; a turn in place gets the expert\'s recorded turn-in-place '
                     'curvature), the expert speed, the world seed and, when the world can be rebuilt, '
                     'the side of the nearest obstacle ahead. With --label human (bags of dave record): the '
-                    'curvature of the person\'s /teleop/cmd_vel on the frames they drove (mode manual, or '
-                    'an intervention in shared mode), one drive per id. OUT must be new or empty; it '
+                    'curvature of the person\'s /teleop/cmd_vel on the frames they drove (/dave/intervention '
+                    'true: mode manual or a takeover in shared mode), one drive per id. OUT must be new or empty; it '
                     'appears only when complete.')
     steering.add_argument('--data', type=Path, required=True,
                           help='a dave collect or dave record directory, a folder of bags or one bag')
     steering.add_argument('--label', choices=('expert', 'human'), default='expert',
                           help='expert: the simulator expert\'s /expert/cmd_vel (dave collect, default); '
                                'human: a person\'s /teleop/cmd_vel (dave record)')
-    steering.add_argument('--default-mode', choices=('manual', 'auto', 'shared', 'estop'), default='auto',
-                          help='--label human: the mode before any recorded /dave/mode (default: auto, the '
-                               'command node\'s initial_mode)')
     steering.add_argument('--out', type=Path, required=True, help='new directory for the shards')
     steering.add_argument('--frame-stride', type=int, default=1,
                           help='keep every N-th frame of each bag (default: 1; consecutive frames at 15 Hz '
@@ -192,10 +189,9 @@ def _build_steering(args: argparse.Namespace) -> int:
 
     # What the manifest records as its origin: the command, with every option spelled out.
     command = shlex.join(['dave', 'data', 'build', 'steering', '--data', str(args.data), '--out', str(args.out),
-                          '--frame-stride', str(args.frame_stride), '--label', args.label]
-                         + (['--default-mode', args.default_mode] if args.label == 'human' else []))
+                          '--frame-stride', str(args.frame_stride), '--label', args.label])
     manifest, stats = build_steering(args.data, args.out, args.frame_stride, command, progress=not args.quiet,
-                                     label=args.label, default_mode=args.default_mode)
+                                     label=args.label)
     share = label_stats(shard_labels(manifest)[0])
     dropped = sum(s['dropped_undefined_label'] for s in stats)
     unpaired = sum(s['unpaired'] for s in stats)
