@@ -103,3 +103,14 @@ def test_a_recording_nobody_drove_by_hand_is_one_clear_error(tmp_path):
     manifest, _ = build_steering(bag, tmp_path / 'shards', label='human', progress=False)
     assert manifest.num_samples == 3 and load_manifest(tmp_path / 'shards').num_samples == 3
     assert manifest.world_seeds == (20261207170000,)
+
+
+def test_a_folder_of_recordings_gives_one_id_per_drive(tmp_path):
+    for name in ('rec_20261207T163000Z', 'rec_20261208T090000Z'):
+        for segment in range(2):
+            _write_drive(tmp_path / 'data' / name / 'episodes' / f'{name}_{segment:04d}',
+                         [(0, 'intervention', True), (0, 'teleop', (0.5, 0.1))]
+                         + [(100 * i + 5, 'frame', i) for i in range(3)])
+    manifest, stats = build_steering(tmp_path / 'data', tmp_path / 'shards', label='human', progress=False)
+    assert manifest.world_seeds == (20261207163000, 20261208090000)
+    assert manifest.num_samples == 12 and len(stats) == 4

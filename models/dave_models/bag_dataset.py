@@ -89,7 +89,8 @@ def is_shard_dir(path: Path) -> bool:
 
 
 def find_bags(source: str | os.PathLike) -> list[Path]:
-    """Bag directories of `source`: one bag, a `dave collect` directory, or a folder of bags."""
+    """Bag directories of `source`: one bag, a `dave collect` / `dave record` directory, a folder of
+    bags, or a folder of such directories (e.g. all the recordings of a robot)."""
     source = Path(source)
     if not source.is_dir():
         raise BagDataError(f'{source}: not a directory')
@@ -97,6 +98,9 @@ def find_bags(source: str | os.PathLike) -> list[Path]:
         return [source]
     root = source / 'episodes' if (source / 'episodes').is_dir() else source
     bags = sorted(p for p in root.iterdir() if is_bag(p) and not p.name.startswith('.'))
+    if not bags and root == source:
+        bags = sorted(p for run in source.iterdir() if (run / 'episodes').is_dir() and not run.name.startswith('.')
+                      for p in (run / 'episodes').iterdir() if is_bag(p) and not p.name.startswith('.'))
     if not bags:
         raise BagDataError(f'{source}: no rosbag2 recordings (directories with metadata.yaml) in {root}')
     return bags

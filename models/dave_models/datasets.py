@@ -407,7 +407,7 @@ def split_by_world(world_seeds: Sequence[int], val_fraction: float = 0.2, seed: 
     """
     seeds = sorted(set(int(s) for s in world_seeds))
     if len(seeds) < 2:
-        raise DatasetError(f'split by world needs at least 2 worlds, the data has {len(seeds)}')
+        raise DatasetError(f'split by world needs at least 2 worlds (or recorded drives), the data has {len(seeds)}')
     if val_seeds is not None:
         held = sorted(set(int(s) for s in val_seeds))
         unknown = [s for s in held if s not in seeds]
