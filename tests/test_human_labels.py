@@ -93,7 +93,7 @@ def test_a_recording_nobody_drove_by_hand_is_one_clear_error(tmp_path):
     bag = tmp_path / 'rec_20261207T163000Z_0000'
     _write_drive(bag, [(0, 'mode', 'manual'), (0, 'teleop', (0.5, 0.0))] + [(100 * i + 5, 'frame', i) for i in range(3)])
     # The mode alone does not say who drove (/dave/intervention, the command node's word, does).
-    with pytest.raises(BagDataError, match=r'no frame a person drove .*\(autopilot drove 3.*'
+    with pytest.raises(BagDataError, match=r'no frame a person drove .*\(3 stereo pairs: autopilot drove 3,.*'
                                            r'no /dave/intervention was recorded'):
         build_steering(bag, tmp_path / 'shards', label='human', progress=False)
     assert not (tmp_path / 'shards').exists()
@@ -114,3 +114,16 @@ def test_a_folder_of_recordings_gives_one_id_per_drive(tmp_path):
     manifest, stats = build_steering(tmp_path / 'data', tmp_path / 'shards', label='human', progress=False)
     assert manifest.world_seeds == (20261207163000, 20261208090000)
     assert manifest.num_samples == 12 and len(stats) == 4
+
+
+def test_a_segment_without_a_stereo_pair_is_skipped_not_an_error(tmp_path):
+    data = tmp_path / 'run1' / 'episodes'
+    _write_drive(data / 'rec_20261207T163000Z_0000', [(0, 'intervention', True), (0, 'teleop', (0.5, 0.1))]
+                 + [(100 * i + 5, 'frame', i) for i in range(3)])
+    # The last segment of a recording stopped between the left and the right image of an instant.
+    with rec.RecordingWriter(data / 'rec_20261207T163000Z_0001', topics=(rec.LEFT_IMAGE, rec.INTERVENTION)) as w:
+        w.write(rec.INTERVENTION, rec.bool_msg(True), R0)
+        w.write(rec.LEFT_IMAGE, rec.image_msg(_frame(9)[0], 'rgb8', T0, rec.LEFT_OPTICAL_FRAME), R0)
+    manifest, stats = build_steering(tmp_path / 'run1', tmp_path / 'shards', label='human', progress=False)
+    assert manifest.num_samples == 3
+    assert (stats[1]['samples'], stats[1]['unpaired']) == (0, 1)

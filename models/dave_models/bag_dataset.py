@@ -411,17 +411,16 @@ def read_human_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
                             on_frame: Callable[[], None] | None = None) -> BagSteering:
     """Stereo pairs of one `dave record` bag labelled with the person's command (module docstring).
 
-    A bag the autopilot drove throughout gives no samples (not an error: `build_steering` skips it).
+    A bag the autopilot drove throughout, or without a stereo pair (the last segment of a recording
+    can end between the two images of an instant), gives no samples: not an error, `build_steering`
+    skips it and counts its frames.
     """
     episode = read_episode(bag)
     bag = episode.path
     counts = episode.info.message_counts
-    if min(counts.get(t, 0) for t in (rec.LEFT_IMAGE, rec.RIGHT_IMAGE)) == 0:
-        raise BagDataError(f'{bag}: no frames ({counts.get(rec.LEFT_IMAGE, 0)} {rec.LEFT_IMAGE}, '
-                           f'{counts.get(rec.RIGHT_IMAGE, 0)} {rec.RIGHT_IMAGE})')
     driver = HumanDriver()
     pairer = InstantPairer((rec.LEFT_IMAGE, rec.RIGHT_IMAGE))
-    capacity = math.ceil(counts[rec.LEFT_IMAGE] / frame_stride)
+    capacity = math.ceil(counts.get(rec.LEFT_IMAGE, 0) / frame_stride)
     lefts = rights = None
     speeds: list[float] = []
     yaw_rates: list[float] = []
@@ -481,7 +480,7 @@ def read_human_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
         samples = Samples(left=lefts[:n], right=rights[:n], curvature=(w / v).astype(np.float32),
                           world_seed=np.full(n, seed, np.int64), speed=v.astype(np.float32))
     stats = {
-        'bag': str(bag), 'seed': seed, 'expert': 'human', 'frames_in_bag': counts[rec.LEFT_IMAGE],
+        'bag': str(bag), 'seed': seed, 'expert': 'human', 'frames_in_bag': counts.get(rec.LEFT_IMAGE, 0),
         'paired': complete, 'unpaired': unpaired, 'samples': n,
         'turn_in_place': dropped['turn_in_place'],
         'dropped_undefined_label': dropped['turn_in_place'] + dropped['reversing'] + dropped['invalid'],
@@ -629,8 +628,9 @@ def _no_human_frames(data: Path, stats: list[dict[str, Any]]) -> str:
     if not any(s['intervention_recorded'] for s in stats):
         hint = ('; no /dave/intervention was recorded, which the command node publishes: record with '
                 'the stack running (dave record records it by default)')
-    return (f'{data}: no frame a person drove with a fresh teleop command (autopilot drove {autopilot}, '
-            f'no fresh /teleop/cmd_vel {stale}, standing {standing}){hint}')
+    pairs = sum(s['paired'] for s in stats)
+    return (f'{data}: no frame a person drove with a fresh teleop command ({pairs} stereo pairs: autopilot '
+            f'drove {autopilot}, no fresh /teleop/cmd_vel {stale}, standing {standing}){hint}')
 
 
 def _camera_key(camera: dict[str, Any]) -> tuple:
