@@ -1,7 +1,7 @@
 """Drive by hand with the keyboard or a gamepad: publishes /teleop/cmd_vel, /dave/mode, /dave/estop.
 
 The command node obeys /teleop/cmd_vel in mode manual; in mode shared any non-zero command
-overrides the autopilot (an intervention) and zero hands control back; mode auto ignores it.
+overrides the autopilot (an intervention) until it has been zero for 1 s; mode auto ignores it.
 Stop with q or Ctrl-C: a zero command is published first.
 
     dave teleop                                   # keyboard, in this terminal
