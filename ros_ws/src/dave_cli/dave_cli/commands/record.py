@@ -12,11 +12,10 @@ SIGTERM closes the current segment cleanly. OUT must be new or empty: nothing is
 from __future__ import annotations
 
 import argparse
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
+from dave_cli.child import run_child
 from dave_core import recording as rec
 from dave_core.live_recording import RecordError, RecordSettings, check_out, parse_topics, read_manifest
 from dave_core.rosenv import ros_env
@@ -72,24 +71,8 @@ def run(args: argparse.Namespace) -> int:
     except RecordError as exc:
         print(f'{PROG}: error: {exc}', file=sys.stderr)
         return 2
-    # A child process keeps rclpy out of the CLI; Ctrl-C reaches it through the terminal's process
-    # group, SIGTERM is forwarded, and the node closes the current segment before exiting.
-    child = subprocess.Popen(node_command(args, settings), env=ros_env())
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signal.SIGTERM))
-    try:
-        while True:
-            try:
-                code = child.wait()
-                break
-            except KeyboardInterrupt:
-                # Ctrl-C in a terminal reaches the child too; `kill -INT` of this process alone does
-                # not. A second SIGINT only repeats the node's stop request, so forward it.
-                child.send_signal(signal.SIGINT)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    # The node closes the current segment on SIGINT or SIGTERM; a repeated SIGINT is the same request.
+    code = run_child(node_command(args, settings), ros_env(), forward_sigint=True)
     if code == 2:  # the node refused to start and said why
         return code
     try:

@@ -9,11 +9,10 @@ Publishes /stereo/{left,right}/image_raw + camera_info, /odom, /clock, /sim/coll
 from __future__ import annotations
 
 import argparse
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
+from dave_cli.child import run_child
 from dave_core.rosenv import ros_env
 
 
@@ -48,19 +47,5 @@ def run(args: argparse.Namespace) -> int:
         return 2
     env = ros_env()
     env.setdefault('MUJOCO_GL', 'egl')  # headless rendering unless the user chose a backend
-    # A child process keeps rclpy and MuJoCo out of the CLI; Ctrl-C reaches it through the
-    # terminal's process group, SIGTERM is forwarded so `kill` stops the node cleanly too.
-    child = subprocess.Popen(node_command(args), env=env)
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signal.SIGTERM))
-    try:
-        while True:
-            try:
-                return child.wait()
-            except KeyboardInterrupt:
-                continue  # the child got the same SIGINT; wait for its clean exit
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    return run_child(node_command(args), env)
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import termios
 
+from dave_cli.child import run_child
 from dave_core.rosenv import ros_env
 from dave_core.teleop import KEYBOARD_HELP, KEYBOARD_NEEDS_TTY, GamepadMapping, TeleopConfig
 
@@ -71,27 +70,11 @@ def run(args: argparse.Namespace) -> int:
     # Keys typed while the node starts must not echo; and should the node die without restoring
     # the terminal (kill -9), it is restored here.
     saved = _no_echo(sys.stdin.fileno()) if keyboard else None
-    # The child inherits this terminal (the keyboard) and keeps rclpy out of the CLI. Ctrl-C
-    # reaches it through the terminal's process group; SIGTERM is forwarded, so `kill` also
-    # ends with the zero command.
+    # The child inherits this terminal (the keyboard). SIGINT is not forwarded: a second one would
+    # cut short the node's zero command on exit.
     try:
-        child = subprocess.Popen(node_command(args, status_line=keyboard and sys.stderr.isatty()),
-                                 env=ros_env())
-    except BaseException:
-        _restore(sys.stdin.fileno(), saved)
-        raise
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signal.SIGTERM))
-    try:
-        while True:
-            try:
-                return child.wait()
-            except KeyboardInterrupt:
-                continue  # the child got the same SIGINT; wait for its clean exit
+        return run_child(node_command(args, status_line=keyboard and sys.stderr.isatty()), ros_env())
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        if child.poll() is None:
-            child.kill()
-            child.wait()
         _restore(sys.stdin.fileno(), saved)
 
 
