@@ -302,6 +302,49 @@ def curvature_labels(v: np.ndarray, w: np.ndarray, turn_in_place_curvature: floa
     return curvature, ~turning
 
 
+class _PairStore:
+    """The stereo pairs kept from one bag, decoded into arrays preallocated for `capacity` pairs.
+
+    A 60 s bag at 15 Hz is ~400 MB of 320x240 pairs; lists would double it, and the pages of
+    pairs never kept are never touched.
+    """
+
+    def __init__(self, bag: Path, capacity: int) -> None:
+        self.bag, self.capacity, self.count = bag, capacity, 0
+        self._left = self._right = None
+
+    def add(self, frame: dict[str, Any], stamp: int) -> None:
+        """Decode and keep the pair of one instant; sizes that do not match name the bag and stamp."""
+        bag = self.bag
+        left = rgb_image(bag, frame[rec.LEFT_IMAGE], rec.LEFT_IMAGE, stamp)
+        right = rgb_image(bag, frame[rec.RIGHT_IMAGE], rec.RIGHT_IMAGE, stamp)
+        if left.shape != right.shape:
+            raise BagDataError(f'{bag}: at stamp {stamp} the left image is {left.shape[1]}x{left.shape[0]} '
+                               f'but the right one is {right.shape[1]}x{right.shape[0]}')
+        if self._left is None:
+            self._left = np.empty((self.capacity, *left.shape), np.uint8)
+            self._right = np.empty_like(self._left)
+        elif left.shape != self._left.shape[1:]:
+            first = self._left.shape
+            raise BagDataError(f'{bag}: image size changes within the bag at stamp {stamp} '
+                               f'({left.shape[1]}x{left.shape[0]}, first {first[2]}x{first[1]})')
+        self._left[self.count], self._right[self.count] = left, right
+        self.count += 1
+
+    @property
+    def left(self) -> np.ndarray:
+        return self._left[:self.count]
+
+    @property
+    def right(self) -> np.ndarray:
+        return self._right[:self.count]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the images, (0, 0) before the first pair."""
+        return (self._left.shape[2], self._left.shape[1]) if self._left is not None else (0, 0)
+
+
 @dataclass
 class BagSteering:
     """The samples of one bag and what happened to its frames."""
@@ -324,8 +367,7 @@ def read_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
     if min(counts.get(t, 0) for t in needed) == 0:
         raise BagDataError(f'{bag}: no frames (' + ', '.join(f'{counts.get(t, 0)} {t}' for t in needed) + ')')
     pairer = InstantPairer(needed)
-    capacity = math.ceil(counts[rec.LEFT_IMAGE] / frame_stride)
-    lefts = rights = None
+    pairs = _PairStore(bag, math.ceil(counts[rec.LEFT_IMAGE] / frame_stride))
     stamps: list[int] = []
     speeds: list[float] = []
     yaw_rates: list[float] = []
@@ -351,24 +393,12 @@ def read_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
             on_frame()
         if index % frame_stride:
             continue
-        left = rgb_image(bag, frame[rec.LEFT_IMAGE], rec.LEFT_IMAGE, stamp)
-        right = rgb_image(bag, frame[rec.RIGHT_IMAGE], rec.RIGHT_IMAGE, stamp)
-        if left.shape != right.shape:
-            raise BagDataError(f'{bag}: at stamp {stamp} the left image is {left.shape[1]}x{left.shape[0]} '
-                               f'but the right one is {right.shape[1]}x{right.shape[0]}')
-        if lefts is None:
-            # Preallocated: a 60 s bag at 15 Hz is ~400 MB of 320x240 pairs; lists would double it.
-            lefts = np.empty((capacity, *left.shape), np.uint8)
-            rights = np.empty_like(lefts)
-        elif left.shape != lefts.shape[1:]:
-            raise BagDataError(f'{bag}: image size changes within the bag at stamp {stamp} '
-                               f'({left.shape[1]}x{left.shape[0]}, first {lefts.shape[2]}x{lefts.shape[1]})')
         twist = frame[rec.EXPERT_CMD_VEL].twist
         v, w = float(twist.linear.x), float(twist.angular.z)
         if not (math.isfinite(v) and math.isfinite(w)):
             raise BagDataError(f'{bag}: {rec.EXPERT_CMD_VEL} at stamp {stamp} is not a finite label '
                                f'(v={v}, w={w})')
-        lefts[len(stamps)], rights[len(stamps)] = left, right
+        pairs.add(frame, stamp)
         stamps.append(stamp)
         speeds.append(v)
         yaw_rates.append(w)
@@ -387,7 +417,7 @@ def read_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
         raise BagDataError(f'{bag}: all {n} frames turn in place and the episode record gives no '
                            f'turn_in_place_curvature_per_m (expert {episode.expert!r}); no label is defined')
     ahead = _obstacle_ahead(episode, np.array(stamps, np.int64)[keep], odom)
-    samples = Samples(left=lefts[keep], right=rights[keep], curvature=curvature[keep].astype(np.float32),
+    samples = Samples(left=pairs.left[keep], right=pairs.right[keep], curvature=curvature[keep].astype(np.float32),
                       world_seed=np.full(kept, episode.seed, np.int64),
                       speed=np.asarray(speeds, np.float32)[keep], obstacle_ahead=ahead)
     stats = {
@@ -396,7 +426,7 @@ def read_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
         'turn_in_place': int(turning.sum()), 'dropped_undefined_label': n - kept,
         'obstacle_ahead': ahead is not None,
     }
-    return BagSteering(samples, _camera(episode, infos, lefts.shape[2], lefts.shape[1]), stats)
+    return BagSteering(samples, _camera(episode, infos, *pairs.size), stats)
 
 
 def drive_id(bag: Path) -> int:
@@ -420,8 +450,7 @@ def read_human_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
     counts = episode.info.message_counts
     driver = HumanDriver()
     pairer = InstantPairer((rec.LEFT_IMAGE, rec.RIGHT_IMAGE))
-    capacity = math.ceil(counts.get(rec.LEFT_IMAGE, 0) / frame_stride)
-    lefts = rights = None
+    pairs = _PairStore(bag, math.ceil(counts.get(rec.LEFT_IMAGE, 0) / frame_stride))
     speeds: list[float] = []
     yaw_rates: list[float] = []
     infos: dict[str, Any] = {}
@@ -457,18 +486,7 @@ def read_human_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
         if why:
             dropped[why] += 1
             continue
-        left = rgb_image(bag, frame[rec.LEFT_IMAGE], rec.LEFT_IMAGE, stamp)
-        right = rgb_image(bag, frame[rec.RIGHT_IMAGE], rec.RIGHT_IMAGE, stamp)
-        if left.shape != right.shape:
-            raise BagDataError(f'{bag}: at stamp {stamp} the left image is {left.shape[1]}x{left.shape[0]} '
-                               f'but the right one is {right.shape[1]}x{right.shape[0]}')
-        if lefts is None:
-            lefts = np.empty((capacity, *left.shape), np.uint8)  # pages are touched only when written
-            rights = np.empty_like(lefts)
-        elif left.shape != lefts.shape[1:]:
-            raise BagDataError(f'{bag}: image size changes within the bag at stamp {stamp} '
-                               f'({left.shape[1]}x{left.shape[0]}, first {lefts.shape[2]}x{lefts.shape[1]})')
-        lefts[len(speeds)], rights[len(speeds)] = left, right
+        pairs.add(frame, stamp)
         speeds.append(v)
         yaw_rates.append(w)
     unpaired = pairer.finish()
@@ -477,7 +495,7 @@ def read_human_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
     v, w = np.asarray(speeds, np.float64), np.asarray(yaw_rates, np.float64)
     samples = None
     if n:
-        samples = Samples(left=lefts[:n], right=rights[:n], curvature=(w / v).astype(np.float32),
+        samples = Samples(left=pairs.left, right=pairs.right, curvature=(w / v).astype(np.float32),
                           world_seed=np.full(n, seed, np.int64), speed=v.astype(np.float32))
     stats = {
         'bag': str(bag), 'seed': seed, 'expert': 'human', 'frames_in_bag': counts.get(rec.LEFT_IMAGE, 0),
@@ -487,8 +505,7 @@ def read_human_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
         'obstacle_ahead': False, 'intervention_recorded': counts.get(rec.INTERVENTION, 0) > 0,
         **{f'dropped_{k}': c for k, c in dropped.items()},
     }
-    width, height = (lefts.shape[2], lefts.shape[1]) if lefts is not None else (0, 0)
-    return BagSteering(samples, _camera(episode, infos, width, height), stats)
+    return BagSteering(samples, _camera(episode, infos, *pairs.size), stats)
 
 
 def _unusable_human_label(v: float, w: float) -> str | None:
