@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from dave_core import recording as rec
+from dave_core.live_recording import recording_id
 from dave_models.datasets import MANIFEST as SHARD_MANIFEST
 from dave_models.datasets import DatasetError, Manifest, Samples, ShardWriter, building, load_manifest
 from dave_models.human_labels import HumanDriver
@@ -64,7 +65,6 @@ HUMAN_LABEL_RULE = ('curvature = w / v of /teleop/cmd_vel (newest at or before t
                     'time) on frames a person drove (/dave/intervention true: mode manual or a shared-mode takeover); '
                     'standing, turning in place and reversing frames dropped')
 _SEED_DIR_RE = re.compile(r'seed_(\d+)$')
-_RECORDING_RE = re.compile(r'rec_(\d{8})T(\d{6})Z')
 # A pending instant older than this behind the newest complete one will never complete
 # (collect writes an instant's messages together); dropping it bounds memory.
 _PAIRING_WINDOW_NS = 1_000_000_000
@@ -431,9 +431,9 @@ def read_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
 
 def drive_id(bag: Path) -> int:
     """The id of the drive a `dave record` segment belongs to (its UTC start as a number), else a name hash."""
-    match = _RECORDING_RE.search(bag.name)
-    if match:
-        return int(match.group(1) + match.group(2))
+    recording = recording_id(bag.name)
+    if recording is not None:
+        return recording
     return zlib.crc32(bag.name.encode())  # a bag from elsewhere: one bag, one drive
 
 

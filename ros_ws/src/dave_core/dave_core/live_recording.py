@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -171,6 +172,16 @@ def check_out(out: str | os.PathLike) -> Path:
 def recording_name(wall_time_s: float) -> str:
     """rec_<UTC start>, e.g. rec_20261207T163000Z: segment names sort in time order."""
     return 'rec_' + time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(wall_time_s))
+
+
+RECORDING_NAME_RE = re.compile(r'rec_(\d{8})T(\d{6})Z')  # what recording_name writes
+
+
+def recording_id(name: str) -> int | None:
+    """The UTC start of the recording a segment `name` belongs to as a number (rec_20261207T163000Z_0003
+    -> 20261207163000), the same for all its segments; None for another name."""
+    match = RECORDING_NAME_RE.search(name)
+    return int(match.group(1) + match.group(2)) if match else None
 
 
 @dataclass(frozen=True)
