@@ -127,3 +127,19 @@ def test_a_segment_without_a_stereo_pair_is_skipped_not_an_error(tmp_path):
     manifest, stats = build_steering(tmp_path / 'run1', tmp_path / 'shards', label='human', progress=False)
     assert manifest.num_samples == 3
     assert (stats[1]['samples'], stats[1]['unpaired']) == (0, 1)
+
+
+def test_the_contact_sheet_of_a_recording_shows_the_persons_labels_and_time_in_charge(tmp_path):
+    from dave_models.contact_sheet import bag_sheet
+
+    events = [(0, 'intervention', False)] + [(100 * i + 5, 'frame', i) for i in range(10)]
+    events += [(300, 'intervention', True), (300, 'teleop', (0.5, 0.25)), (700, 'intervention', False),
+               (700, 'teleop', (0.5, -0.5))]  # after the person let go: not a label
+    bag = tmp_path / 'rec_20261207T163000Z_0000'
+    _write_drive(bag, events)
+    sheet = bag_sheet(bag, n_frames=10)
+    titles = [f.title for f in sheet.frames]
+    assert titles[0].endswith('(autopilot)') and titles[9].endswith('(autopilot)')
+    assert 'k +0.50 1/m' in titles[3] and 'driven by a person' in sheet.title
+    assert sheet.series['label_w'].tolist() == [0.25]  # the person's commands while in charge only
+    assert sheet.series['person_spans'] == [(pytest.approx(0.3), pytest.approx(0.7))]  # from the bag's first message

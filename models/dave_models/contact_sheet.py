@@ -6,7 +6,9 @@
 For a bag: each frame is the left image with the labelled path drawn on the ground (the arc of
 the label curvature, projected through the recorded camera), next to the simulator's
 ground-truth classes blended over it; below, the label over time: curvature, and the label's vs
-the driven yaw rate (the gap is the DART noise), with collisions marked. For a shard directory:
+the driven yaw rate (the gap is the DART noise), with collisions marked. For a bag of `dave record`
+(a person driving, no expert) the label is the person's teleop command on the frames they drove
+(dave_models.human_labels), and the time a person was in charge is shaded. For a shard directory:
 the frames with their arcs, the label over the samples (world boundaries marked) and its
 histogram. Drawn with matplotlib's object API on the Agg canvas (no pyplot state, no display).
 """
@@ -24,6 +26,7 @@ import numpy as np
 from dave_core import recording as rec
 from dave_core.atomic_file import atomic_write
 from dave_models.bag_dataset import BagDataError, curvature_labels, read_bag_messages, read_episode, rgb_image
+from dave_models.human_labels import HumanDriver
 from dave_models.datasets import load_manifest, read_shard
 
 # GT class id -> RGB tint (0 traversable, 1 obstacle, 2 sky/unknown: ARCHITECTURE.md).
@@ -121,6 +124,12 @@ def bag_sheet(bag: str | os.PathLike, n_frames: int = 8) -> Sheet:
     if count == 0:
         raise BagDataError(f'{bag}: no frames ({rec.LEFT_IMAGE} has no messages)')
     wanted = set(evenly_spaced(count, n_frames))
+    # A person's recording: labels are their teleop commands while in charge, by receive time.
+    human = (episode.info.message_counts.get(rec.EXPERT_CMD_VEL, 0) == 0
+             and episode.info.message_counts.get(rec.TELEOP_CMD_VEL, 0) > 0)
+    driver = HumanDriver()
+    human_label: dict[int, tuple[float, float] | str] = {}
+    in_charge: list[tuple[int, bool]] = []
     # Images of the chosen frames only (by their ordinal in the bag), GT and labels by header stamp.
     chosen: dict[int, np.ndarray] = {}
     gt: dict[int, np.ndarray] = {}
@@ -129,10 +138,18 @@ def bag_sheet(bag: str | os.PathLike, n_frames: int = 8) -> Sheet:
     collisions: list[tuple[int, int]] = []
     left_index = 0
     infos: dict[str, Any] = {}
-    topics = (rec.LEFT_IMAGE, rec.GT_LABELS, rec.EXPERT_CMD_VEL, rec.CMD_VEL, rec.COLLISIONS, rec.LEFT_INFO)
+    topics = (rec.LEFT_IMAGE, rec.GT_LABELS, rec.EXPERT_CMD_VEL, rec.CMD_VEL, rec.COLLISIONS, rec.LEFT_INFO,
+              rec.TELEOP_CMD_VEL, rec.INTERVENTION)
     for topic, log_ns, msg in read_bag_messages(bag, topics):
         if topic == rec.EXPERT_CMD_VEL:
             label.append((rec.stamp_to_ns(msg.header.stamp), msg.twist.linear.x, msg.twist.angular.z))
+        elif topic == rec.TELEOP_CMD_VEL:
+            driver.teleop(log_ns, msg.twist.linear.x, msg.twist.angular.z)
+            if human and not isinstance(driver.label(log_ns), str):
+                label.append((log_ns, msg.twist.linear.x, msg.twist.angular.z))
+        elif topic == rec.INTERVENTION:
+            driver.intervention(msg.data)
+            in_charge.append((log_ns, bool(msg.data)))
         elif topic == rec.CMD_VEL:  # a Twist has no stamp; collect logs it at its frame's stamp
             applied.append((log_ns, msg.linear.x, msg.angular.z))
         elif topic == rec.COLLISIONS:
@@ -143,6 +160,8 @@ def bag_sheet(bag: str | os.PathLike, n_frames: int = 8) -> Sheet:
             stamp = rec.stamp_to_ns(msg.header.stamp)
             if left_index in wanted:
                 chosen[stamp] = rgb_image(bag, msg, topic, stamp).copy()
+                if human:
+                    human_label[stamp] = driver.label(log_ns)
             left_index += 1
         elif topic == rec.GT_LABELS:
             stamp = rec.stamp_to_ns(msg.header.stamp)
@@ -153,20 +172,24 @@ def bag_sheet(bag: str | os.PathLike, n_frames: int = 8) -> Sheet:
     turn_k = episode.turn_in_place_curvature
     frames = []
     for stamp in sorted(chosen):
+        by_person = human_label.get(stamp)
+        if isinstance(by_person, tuple):
+            label_by_stamp[stamp] = by_person
         v, w = label_by_stamp.get(stamp, (math.nan, math.nan))
         k = float(curvature_labels(np.array([v]), np.array([w]), turn_k)[0][0]) if math.isfinite(v) else math.nan
         labels = gt.get(stamp)
         if labels is not None and labels.shape != chosen[stamp].shape[:2]:
             labels = None
+        why = f'({by_person})' if isinstance(by_person, str) else '(no label)'
         title = f't {(stamp - start_ns) / 1e9:.1f} s  k {k:+.2f} 1/m  v {v:.2f}' if math.isfinite(k) \
-            else f't {(stamp - start_ns) / 1e9:.1f} s  (no label)'
+            else f't {(stamp - start_ns) / 1e9:.1f} s  {why}'
         frames.append(SheetFrame(chosen[stamp], k, title, labels))
     camera = dict((episode.settings or {}).get('camera') or {})
     info = infos.get(rec.LEFT_INFO)
     if 'hfov_deg' not in camera and info is not None and info.k[0] > 0:
         camera['hfov_deg'] = math.degrees(2 * math.atan(info.width / 2 / info.k[0]))
     seed = f'world {episode.seed}' if episode.seed is not None else bag.name
-    expert = f', {episode.expert} expert' if episode.expert else ''
+    expert = f', {episode.expert} expert' if episode.expert else (', driven by a person' if human else '')
     title = f'{bag.name}: {seed}{expert}, {count} frames, {episode.info.duration_ns / 1e9:.1f} s'
     label_array = np.array(label, np.float64).reshape(-1, 3)
     label_array = label_array[np.argsort(label_array[:, 0], kind='stable')]
@@ -182,8 +205,26 @@ def bag_sheet(bag: str | os.PathLike, n_frames: int = 8) -> Sheet:
         'collision_t': [(t - start_ns) / 1e9 for (t, c), (_, before) in zip(collisions, [(0, 0)] + collisions)
                         if c > before],
         'frame_t': [(s - start_ns) / 1e9 for s in sorted(chosen)],
+        'duration_s': episode.info.duration_ns / 1e9,
+        'label_name': 'person' if human else 'label',
+        # (start, end) of each span a person was in charge (/dave/intervention true)
+        'person_spans': _spans([((t - start_ns) / 1e9, on) for t, on in in_charge], episode.info.duration_ns / 1e9),
     }
     return Sheet(title, frames, camera, series)
+
+
+def _spans(changes: list[tuple[float, bool]], end_s: float) -> list[tuple[float, float]]:
+    """(start, end) of the intervals a latched boolean was true, from its (time, value) messages."""
+    spans, since = [], None
+    for t, on in changes:
+        if on and since is None:
+            since = t
+        elif not on and since is not None:
+            spans.append((since, t))
+            since = None
+    if since is not None:
+        spans.append((since, end_s))
+    return spans
 
 
 def shard_sheet(root: str | os.PathLike, n_frames: int = 8) -> Sheet:
@@ -272,16 +313,24 @@ def render_sheet(sheet: Sheet, out: str | os.PathLike, columns: int = 4) -> Path
 
 
 def _plot_bag(top: Any, bottom: Any, s: dict[str, Any]) -> None:
-    top.plot(s['label_t'], s['curvature'], '-', lw=1.2, label='label curvature')
+    name = s['label_name']
+    for i, (start, end) in enumerate(s['person_spans']):
+        for ax in (top, bottom):
+            ax.axvspan(start, end, color='tab:purple', alpha=0.12, lw=0,
+                       label='a person in charge' if i == 0 and ax is top else None)
+    top.plot(s['label_t'], s['curvature'], '.' if name == 'person' else '-', ms=2, lw=1.2,
+             label=f'{name} curvature')
     for i, t in enumerate(s['frame_t']):
         top.axvline(t, color='0.6', lw=0.8, ls=':')
         top.annotate(str(i + 1), (t, 1.0), xycoords=('data', 'axes fraction'), fontsize=7, ha='center', va='bottom')
-    top.set(ylabel='curvature [1/m]', xlim=(0, max(float(s['label_t'].max(initial=0.0)), 1e-3)))
+    top.set(ylabel='curvature [1/m]', xlim=(0, max(float(s['label_t'].max(initial=0.0)), s['duration_s'], 1e-3)))
     top.legend(loc='lower left', fontsize=8)
-    bottom.plot(s['applied_t'], s['applied_w'], '-', lw=0.9, color='tab:orange', label='driven /cmd_vel w (noisy)')
-    bottom.plot(s['label_t'], s['label_w'], '-', lw=1.2, color='tab:blue', label='label w')
+    driven = 'driven /cmd_vel w' + (' (noisy)' if name == 'label' else '')
+    bottom.plot(s['applied_t'], s['applied_w'], '-', lw=0.9, color='tab:orange', label=driven)
+    style = '.' if name == 'person' else '-'
+    bottom.plot(s['label_t'], s['label_w'], style, ms=2, lw=1.2, color='tab:blue', label=f'{name} w')
     speed = bottom.twinx()
-    speed.plot(s['label_t'], s['label_v'], '-', lw=1.0, color='tab:green', label='label v')
+    speed.plot(s['label_t'], s['label_v'], style, ms=2, lw=1.0, color='tab:green', label=f'{name} v')
     speed.set_ylabel('v [m/s]', color='tab:green')
     speed.set_ylim(0, max(float(np.max(s['label_v'], initial=0.0)) * 1.25, 0.1))
     for t in s['collision_t']:
