@@ -13,22 +13,17 @@ write error (full disk) stops it with one error line naming the file, exit code 
 from __future__ import annotations
 
 import importlib
-import signal
-import sys
 import threading
 from dataclasses import dataclass, field
 
-import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 
 from dave_core import recording as rec
 from dave_core.live_recording import LiveRecorder, RecordError, RecordSettings, RecordSummary, subscription_qos
-from dave_nodes.params import ParameterError, declare_from_dataclass
-from dave_nodes.runtime import NodeStartupError
+from dave_nodes.params import declare_from_dataclass
+from dave_nodes.runtime import NodeStartupError, run_node_with_exit
 
 TICK_S = 0.1  # how often segment rotation and the duration are checked while no message arrives
 
@@ -156,34 +151,9 @@ class RecordNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    # Our own SIGINT/SIGTERM handlers: rclpy's would shut the context down mid-write; here a
-    # signal only asks the spin loop to stop, and the segment is closed with ROS still up.
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, frame: stop.set())
-    with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
-        try:
-            node = RecordNode(stop)
-        except (ParameterError, NodeStartupError) as exc:
-            print(f'error: {exc}', file=sys.stderr, flush=True)
-            return 2
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        try:
-            while not node.done:
-                executor.spin_once(timeout_sec=TICK_S)
-        except ExternalShutdownException:
-            pass
-        finally:
-            summary = node.finish()
-            # Done: later signals are ignored. `dave record` forwards its own SIGINT, which can land
-            # after a terminal's Ctrl-C already stopped us; Python's exit restores the default
-            # handler of a Python-level one, and that would turn a clean exit into 'killed by SIGINT'.
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, signal.SIG_IGN)
-            executor.shutdown()
-            node.destroy_node()
-    return 0 if summary.status == 'complete' else 1
+    # A signal only asks the spin loop to stop; the segment is closed with ROS still up.
+    return run_node_with_exit(RecordNode, lambda node: 0 if node.finish().status == 'complete' else 1,
+                              args, tick_s=TICK_S)
 
 
 if __name__ == '__main__':

@@ -12,27 +12,24 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import sys
 import termios
+import threading
 import time
 from dataclasses import dataclass, field
 
-import rclpy
 from geometry_msgs.msg import TwistStamped
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Bool, String
 
 from dave_core.command import MODES, STOP, Command
 from dave_core.teleop import (KEYBOARD_NEEDS_TTY, Gamepad, GamepadMapping, Keyboard,
                               KeyDecoder, Quit, Request, SetEstop, SetMode, TeleopConfig,
                               parse_joystick_events, status_text)
-from dave_nodes.params import ParameterError, declare_from_dataclass
-from dave_nodes.runtime import NodeStartupError
+from dave_nodes.params import declare_from_dataclass
+from dave_nodes.runtime import NodeStartupError, run_node_with_exit
 
 # Commands: reliable, depth 1 — only the newest command matters and it must not be dropped.
 COMMAND_QOS = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
@@ -191,11 +188,13 @@ DEVICES = {
 
 
 class TeleopNode(Node):
-    def __init__(self, keyboard_fd: int | None = None, **node_kwargs) -> None:
+    def __init__(self, keyboard_fd: int | None = None, stop: threading.Event | None = None,
+                 **node_kwargs) -> None:
         super().__init__('teleop', **node_kwargs)
         self.config = declare_from_dataclass(self, TeleopNodeConfig)
         self.keyboard_fd = keyboard_fd  # None: stdin
-        self.done = False
+        self._quit_requested = False
+        self._stop = stop or threading.Event()  # set by a signal (run_node_with_exit)
         self._estop = False
         self._mode = self.config.initial_mode
         self._status = ''
@@ -243,7 +242,12 @@ class TeleopNode(Node):
         self._log_event('e-stop engaged' if request.engaged else 'e-stop released')
 
     def _quit(self, request: Quit) -> None:
-        self.done = True
+        self._quit_requested = True
+
+    @property
+    def done(self) -> bool:
+        """The user quit (q, Ctrl-C key) or a signal arrived: time for `stop`."""
+        return self._quit_requested or self._stop.is_set()
 
     def _on_mode(self, msg: String) -> None:
         self._mode = msg.data
@@ -279,44 +283,14 @@ class TeleopNode(Node):
         super().destroy_node()
 
 
-class _Terminated(Exception):
-    """SIGTERM arrived."""
-
-
-def _raise_terminated(signum, frame) -> None:
-    raise _Terminated()
+def _finish(node: TeleopNode) -> int:
+    node.stop()
+    return 0
 
 
 def main(args: list[str] | None = None) -> int:
-    # rclpy's own handlers would shut the context down on Ctrl-C / SIGTERM before we could publish
-    # the zero command; Python's handlers raise instead, and we stop while the context still lives.
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
-            try:
-                node = TeleopNode()
-            except (ParameterError, NodeStartupError) as exc:
-                print(f'error: {exc}', file=sys.stderr, flush=True)
-                return 2
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            try:
-                # The timer wakes the wait every 1/rate_hz, so a signal is handled within that.
-                while not node.done:
-                    executor.spin_once(timeout_sec=0.1)
-            except (KeyboardInterrupt, _Terminated, ExternalShutdownException):
-                pass
-            finally:
-                try:
-                    node.stop()
-                finally:
-                    executor.shutdown()
-                    node.destroy_node()
-    except (KeyboardInterrupt, _Terminated):
-        return 130  # a second signal during shutdown: stop at once (the terminal is restored)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return 0
+    # A signal (or q) ends the spin; the zero command goes out with ROS still up.
+    return run_node_with_exit(lambda stop: TeleopNode(stop=stop), _finish, args)
 
 
 if __name__ == '__main__':
