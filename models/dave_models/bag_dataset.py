@@ -501,7 +501,8 @@ def read_human_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
         'bag': str(bag), 'seed': seed, 'expert': 'human', 'frames_in_bag': counts.get(rec.LEFT_IMAGE, 0),
         'paired': complete, 'unpaired': unpaired, 'samples': n,
         'turn_in_place': dropped['turn_in_place'],
-        'dropped_undefined_label': dropped['turn_in_place'] + dropped['reversing'] + dropped['invalid'],
+        # No curvature exists for these (w / v undefined, or not finite); reversing is listed on its own.
+        'dropped_undefined_label': dropped['turn_in_place'] + dropped['invalid'],
         'obstacle_ahead': False, 'intervention_recorded': counts.get(rec.INTERVENTION, 0) > 0,
         **{f'dropped_{k}': c for k, c in dropped.items()},
     }

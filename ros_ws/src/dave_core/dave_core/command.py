@@ -148,7 +148,7 @@ class CommandGovernor:
 
     def update(self, now_s: float) -> GovernorOutput:
         """Command to publish at `now_s`."""
-        source, intervention = self._source(now_s)
+        source, intervention = self.in_charge(now_s)
         reason = self._stop_reason(now_s, source)
         if reason is None:
             chosen, image_stamp_s = ((self._proposal, self._image_stamp_s) if source == 'autopilot'
@@ -161,8 +161,9 @@ class CommandGovernor:
         self._last, self._last_time_s = command, now_s
         return out
 
-    def _source(self, now_s: float) -> tuple[str, bool]:
-        """Whose command the mode obeys now, and whether a person is in charge (an intervention)."""
+    def in_charge(self, now_s: float) -> tuple[str, bool]:
+        """Whose command the mode obeys at `now_s` (autopilot, human, none) and whether a person is in
+        charge (an intervention); no side effect."""
         if self._estop or self._mode == 'estop':
             return 'none', False
         if self._mode == 'manual':

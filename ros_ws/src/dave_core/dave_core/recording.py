@@ -122,7 +122,7 @@ TOPICS: dict[str, TopicSpec] = {spec.name: spec for spec in (
     TopicSpec(STEERING_COMMAND, 'geometry_msgs/msg/TwistStamped', COMMAND_QOS, "the steering net's proposal"),
     TopicSpec(MODE, 'std_msgs/msg/String', LATCHED_QOS, 'manual, auto, shared or estop'),
     TopicSpec(ESTOP, 'std_msgs/msg/Bool', ESTOP_QOS, 'true latches a stop until released'),
-    TopicSpec(INTERVENTION, 'std_msgs/msg/Bool', LATCHED_QOS, 'true while a human overrides the autopilot'),
+    TopicSpec(INTERVENTION, 'std_msgs/msg/Bool', LATCHED_QOS, 'true while a person is in charge (manual, or a shared-mode takeover)'),
     TopicSpec(TRAV_LABELS, 'sensor_msgs/msg/Image', CAMERA_QOS, 'traversability classes, mono8 0/1/2'),
 )}
 

@@ -340,15 +340,16 @@ class Gamepad:
 
     def connect(self) -> None:
         """The device was opened; its init events will describe the current state."""
-        self.connected = True
-        self._axes.clear()
-        self._deadman = False
+        self._reset(connected=True)
 
     def disconnect(self) -> None:
         """The device is gone (read error, EOF): zero command until it is back."""
-        self.connected = False
+        self._reset(connected=False)
+
+    def _reset(self, connected: bool) -> None:
+        self.connected = connected
         self._axes.clear()
-        self._deadman = False
+        self._deadman = False  # a new press is needed either way
 
     @property
     def deadman_held(self) -> bool:

@@ -55,9 +55,8 @@ class CommandNode(Node):
         super().__init__('command', **node_kwargs)
         self.config = declare_from_dataclass(self, CommandNodeConfig)
         self.governor = CommandGovernor(self.config.limits, self.config.initial_mode)
-        self._last_reason = ''
-        self._last_state = ('', '')
-        self._intervention = self.governor.mode == 'manual'  # the governor's state before any command
+        self._last_reason, self._last_source = '', ''
+        self._intervention = self.governor.in_charge(self._now_s())[1]
         self._interventions = int(self._intervention)
         self._last_publish_s = 0.0
         self._latencies_ms: list[float] = []
@@ -137,14 +136,13 @@ class CommandNode(Node):
             self._interventions += out.intervention
             self._intervention_pub.publish(Bool(data=out.intervention))
             self.get_logger().info('a person drives' if out.intervention else 'the autopilot drives')
-        if (out.reason, out.source) != self._last_state:
+        if (out.reason, out.source) != (self._last_reason, self._last_source):
             # Log transitions only: a stopped vehicle must not flood the console.
             if out.reason in ('ok', 'no_command', 'no_teleop', 'mode_estop'):
                 self.get_logger().info(f'command state: {out.reason} ({out.source})')
             else:
                 self.get_logger().warning(f'stopping: {out.reason}')
-            self._last_state = (out.reason, out.source)
-            self._last_reason = out.reason
+            self._last_reason, self._last_source = out.reason, out.source
 
     def _publish_diagnostics(self) -> None:
         lat = sorted(self._latencies_ms)
@@ -156,7 +154,7 @@ class CommandNode(Node):
         status.values = [
             KeyValue(key='state', value=self._last_reason),
             KeyValue(key='mode', value=self.governor.mode),
-            KeyValue(key='source', value=self._last_state[1]),
+            KeyValue(key='source', value=self._last_source),
             KeyValue(key='interventions', value=str(self._interventions)),
             KeyValue(key='proposals_per_s', value=str(len(lat))),
             KeyValue(key='latency_ms_p50', value=f'{lat[len(lat) // 2]:.2f}' if lat else 'nan'),
