@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from dave_sim.expert import NoiseConfig
-from dave_sim.obstacles import Obstacle
-from dave_sim.occupancy import DistanceGrid
+from dave_sim.obstacles import Obstacle, Part
+from dave_sim.occupancy import DistanceGrid, low_footprint_distance, part_heights
 from dave_sim.reactive_expert import (NEAR_TIE_SCORE, ReactiveConfig, ReactiveExpert, choose_arc,
                                       direction_margin, evaluate_arcs, scan, visible_distance_grid)
 from dave_sim.vehicle import VehicleConfig, VehicleState
@@ -211,3 +211,60 @@ def test_last_direction_fragile_needs_a_command_first():
         expert.last_direction_fragile()
     expert.command(VehicleState(0.0, 0.0, 0.0, 0.0, 0.0))
     assert expert.last_direction_fragile() is False
+
+
+def _tree(trunk_r=0.1, crown_bottom=1.0):
+    """A tree at (3, 0): a trunk up to its crown, a 0.8 m crown above `crown_bottom`."""
+    trunk = Part('cylinder', (trunk_r, trunk_r, crown_bottom / 2), (0.0, 0.0, crown_bottom / 2), (0.4, 0.3, 0.2, 1.0))
+    crown = Part('ellipsoid', (0.8, 0.8, 0.5), (0.0, 0.0, crown_bottom + 0.5), (0.1, 0.5, 0.1, 1.0))
+    return Obstacle('tree', 3.0, 0.0, 0.8, crown_bottom + 1.0, (0.1, 0.5, 0.1, 1.0), 0.0, (crown, trunk))
+
+
+@pytest.mark.parametrize('shape, size, rpy, expected', [
+    ('box', (0.2, 0.3, 0.5), (0.0, 0.0, 0.0), (0.5, 1.5)),
+    ('cylinder', (0.2, 0.2, 0.5), (0.0, 0.0, 0.0), (0.5, 1.5)),
+    ('ellipsoid', (0.2, 0.3, 0.5), (0.0, 0.0, 0.0), (0.5, 1.5)),
+    ('box', (0.5, 0.5, 0.5), (math.pi / 4, 0.0, 0.0), (1.0 - math.sqrt(0.5), 1.0 + math.sqrt(0.5))),
+    ('cylinder', (0.2, 0.2, 0.5), (math.pi / 2, 0.0, 0.0), (0.8, 1.2)),  # lying along y
+])
+def test_part_heights_are_where_a_vertical_line_meets_the_part(shape, size, rpy, expected):
+    part = Part(shape, size, (0.0, 0.0, 1.0), (0.5, 0.5, 0.5, 1.0), rpy)
+    lo, hi = part_heights(part, np.array([0.0, 0.0]), np.array([0.0, 5.0]))  # the centre, and far off
+    assert (lo[0], hi[0]) == pytest.approx(expected, abs=1e-9)
+    assert lo[1] > hi[1]
+
+
+def test_a_tilted_ellipsoid_is_met_high_on_the_side_it_leans_to():
+    part = Part('ellipsoid', (0.1, 0.1, 1.0), (0.0, 0.0, 1.0), (0.5, 0.5, 0.5, 1.0), (0.0, 0.5, 0.0))
+    lo, hi = part_heights(part, np.array([0.4, -0.4, 0.0]), np.array([0.0, 0.0, 0.4]))
+    # A pitch of +0.5 rad turns its long axis towards +x: the top leans there, the bottom to -x.
+    assert 1.0 < lo[0] < hi[0] and lo[1] < hi[1] < 1.0
+    assert lo[2] > hi[2]  # sideways it is only 0.1 m wide
+
+
+def test_the_expert_sees_a_trees_trunk_and_passes_under_its_crown():
+    tree = _tree(trunk_r=0.1, crown_bottom=1.0)
+    base = generate_world(0, WorldConfig(n_obstacles=0, size_m=30.0))
+    grid = visible_distance_grid(dataclasses.replace(base, obstacles=(tree,)), 0.05)
+    assert grid.distance_at(3.0, 0.0) < 0  # the trunk
+    assert grid.distance_at(3.0, 0.5) == pytest.approx(0.4, abs=0.05)  # under the crown: free
+    points = scan(grid, 0.0, 0.0, 0.0, HFOV, 7.0, 121)
+    assert np.min(points[:, 0]) == pytest.approx(2.9, abs=0.06)  # the trunk's front, not the crown's
+    assert np.all(np.abs(points[:, 1]) < 0.15)
+    # A crown low enough to touch the truck is in the way, and seen.
+    low = visible_distance_grid(dataclasses.replace(base, obstacles=(_tree(crown_bottom=0.3),)), 0.05)
+    assert low.distance_at(3.0, 0.3) < 0  # its underside is 0.34 m up there
+
+
+def test_low_footprint_is_the_circle_for_plain_solids_and_a_lower_bound_far_away():
+    post = Obstacle('cylinder', 0.0, 0.0, 0.3, 1.0, (0.5, 0.5, 0.5, 1.0))
+    xs, ys = np.meshgrid(np.linspace(-2, 2, 81), np.linspace(-2, 2, 81))
+    assert np.array_equal(low_footprint_distance(post, xs, ys, 0.4, 0.05), np.hypot(xs, ys) - 0.3)
+    tree = dataclasses.replace(_tree(), x=0.0)
+    distance = low_footprint_distance(tree, xs, ys, 0.4, 0.05)
+    true = np.hypot(xs, ys) - 0.1  # the trunk
+    assert np.all(distance[true < 0] < 0)
+    outside = true >= 0
+    assert np.all(distance[outside] <= true[outside] + 0.026)  # sphere tracing never steps past it
+    near = outside & (np.hypot(xs, ys) < 0.8)
+    assert np.allclose(distance[near], true[near], atol=0.026)

@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dave_sim.rotations import quat_from_rpy, rotation_matrix
+
 if TYPE_CHECKING:  # world.py imports this module to check routes
+    from dave_sim.obstacles import Part
     from dave_sim.world import Obstacle, World
 
 
@@ -44,6 +47,102 @@ FOOTPRINTS: dict[str, Callable[[Obstacle, np.ndarray, np.ndarray], np.ndarray]] 
     'rock': _cylinder_distance,
     'bush': _cylinder_distance,
 }
+
+
+def _slab(lo: np.ndarray, hi: np.ndarray, start: np.ndarray, step: float, half: float) -> None:
+    """Narrow [lo, hi] (in place) to the t where |start + t * step| <= half."""
+    if abs(step) < 1e-12:
+        outside = np.abs(start) > half
+        lo[outside], hi[outside] = np.inf, -np.inf
+        return
+    t1, t2 = (-half - start) / step, (half - start) / step
+    np.maximum(lo, np.minimum(t1, t2), out=lo)
+    np.minimum(hi, np.maximum(t1, t2), out=hi)
+
+
+def _disc(lo: np.ndarray, hi: np.ndarray, a0: np.ndarray, b0: np.ndarray, da: float, db: float,
+          radius: float) -> None:
+    """Narrow [lo, hi] (in place) to the t where (a0 + t da)^2 + (b0 + t db)^2 <= radius^2."""
+    qa = da * da + db * db
+    qb = 2 * (a0 * da + b0 * db)
+    qc = a0 * a0 + b0 * b0 - radius * radius
+    if qa < 1e-12:  # the line runs along the axis: inside everywhere or nowhere
+        outside = qc > 0
+        lo[outside], hi[outside] = np.inf, -np.inf
+        return
+    disc = qb * qb - 4 * qa * qc
+    root = np.sqrt(np.maximum(disc, 0.0))
+    missed = disc < 0
+    np.maximum(lo, np.where(missed, np.inf, (-qb - root) / (2 * qa)), out=lo)
+    np.minimum(hi, np.where(missed, -np.inf, (-qb + root) / (2 * qa)), out=hi)
+
+
+def part_heights(part: Part, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest z of the part on the vertical line through each (xs, ys), all in the
+    obstacle frame (lo > hi: the line misses it). Every part is convex, so that is one interval."""
+    r = np.array(rotation_matrix(quat_from_rpy(*part.rpy)))  # part frame -> obstacle frame
+    # The line (x, y, t) in the part frame: start + t * r[2] (r^T applied to the vertical).
+    dx, dy = xs - part.pos[0], ys - part.pos[1]
+    start = [r[0, k] * dx + r[1, k] * dy - r[2, k] * part.pos[2] for k in range(3)]
+    step = r[2]
+    lo, hi = np.full(xs.shape, -np.inf), np.full(xs.shape, np.inf)
+    if part.shape == 'box':
+        for k in range(3):
+            _slab(lo, hi, start[k], step[k], part.size[k])
+    elif part.shape == 'cylinder':
+        _slab(lo, hi, start[2], step[2], part.size[2])
+        _disc(lo, hi, start[0], start[1], step[0], step[1], part.size[0])
+    else:  # ellipsoid: the unit ball in coordinates scaled by the semi-axes
+        u = [start[k] / part.size[k] for k in range(3)]
+        du = [step[k] / part.size[k] for k in range(3)]
+        qa = sum(d * d for d in du)
+        qb = 2 * sum(u[k] * du[k] for k in range(3))
+        qc = sum(v * v for v in u) - 1.0
+        disc = qb * qb - 4 * qa * qc
+        root = np.sqrt(np.maximum(disc, 0.0))
+        lo = np.where(disc < 0, np.inf, (-qb - root) / (2 * qa))
+        hi = np.where(disc < 0, -np.inf, (-qb + root) / (2 * qa))
+    return lo, hi
+
+
+def low_footprint_distance(o: Obstacle, xs: np.ndarray, ys: np.ndarray, top_m: float,
+                           resolution: float) -> np.ndarray:
+    """Distance to what of the obstacle stands lower than `top_m` above its base, seen from above.
+
+    The footprint circle contains every part; this is the outline of the parts a low truck can
+    touch and its camera sees (a tree's trunk, not its crown; a rock's half-buried lumps, not
+    their bounding circle). The parts are rasterized at `resolution` in the circle's square, so
+    the result is exact to half a cell there; further away it is the circle's distance, a lower
+    bound, which is all sphere tracing needs. Plain boxes and posts keep their exact footprint.
+    """
+    if not o.parts:
+        return FOOTPRINTS[o.kind](o, xs, ys)
+    distance = _cylinder_distance(o, xs, ys)
+    window = np.abs(xs - o.x) <= o.radius + resolution
+    window &= np.abs(ys - o.y) <= o.radius + resolution
+    if not window.any():
+        return distance
+    # Cell centres in the obstacle frame (turned by -yaw about its origin).
+    c, s = math.cos(o.yaw), math.sin(o.yaw)
+    dx, dy = xs[window] - o.x, ys[window] - o.y
+    local_x, local_y = c * dx + s * dy, -s * dx + c * dy
+    touched = np.zeros(local_x.shape, bool)
+    for part in o.parts:
+        lo, hi = part_heights(part, local_x, local_y)
+        touched |= (lo <= hi) & (hi >= 0.0) & (lo <= top_m)
+    inside = np.full(local_x.shape, np.inf)
+    if touched.any():
+        # Nearest touched cell centre, less half a cell: the touched cells themselves are < 0.
+        points = np.stack([dx[touched], dy[touched]], axis=1)
+        cells = np.stack([dx, dy], axis=1)
+        inside = np.full(len(cells), np.inf)
+        for begin in range(0, len(cells), 1024):  # bounded memory for large crowns
+            block = cells[begin:begin + 1024]
+            inside[begin:begin + 1024] = np.sqrt(
+                ((block[:, None, :] - points[None, :, :]) ** 2).sum(axis=-1).min(axis=1))
+        inside -= resolution / 2
+    distance[window] = inside
+    return distance
 
 
 @dataclass(frozen=True)

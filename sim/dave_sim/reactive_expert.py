@@ -7,7 +7,9 @@ within the camera's field of view and range, and steers around what is there. Ea
 1. `scan`: cast rays over the camera's horizontal field of view on the world's true obstacle
    distance field; the first surface each ray meets (within `range_m`) is a visible obstacle point.
    Obstacles behind others, beside the truck or beyond the range are not used. The arena border
-   counts only when the world has visible walls.
+   counts only when the world has visible walls. An obstacle is the outline of its parts lower
+   than `pass_under_height_m` (a tree's trunk, a rock's lumps), not the circle around all of
+   its parts: the camera sees the outline, and the truck passes under a high crown.
 2. `evaluate_arcs` + `choose_arc`: for a fan of constant-curvature arcs, measure the free
    distance along each arc: how far the truck's centre can go before its inflated footprint
    touches a visible point or leaves the seen field of view (unknown is not free). The best arc
@@ -27,7 +29,7 @@ import numpy as np
 
 from dave_sim.camera import StereoCameraConfig
 from dave_sim.expert import DartNoise, ExpertCommand, NoiseConfig
-from dave_sim.occupancy import FOOTPRINTS, DistanceGrid
+from dave_sim.occupancy import DistanceGrid, low_footprint_distance
 from dave_sim.vehicle import VehicleConfig, VehicleState
 from dave_sim.world import World
 
@@ -60,11 +62,14 @@ class ReactiveConfig:
     min_speed_mps: float = 0.25
     turn_in_place_rps: float = 1.0
     grid_resolution_m: float = 0.05
+    # Parts of an obstacle higher than this above its base are not in the way: the truck's
+    # chassis top is 0.2 m, its camera 0.3 m.
+    pass_under_height_m: float = 0.4
 
     def __post_init__(self) -> None:
         for name in ('cruise_speed_mps', 'range_m', 'max_curvature_per_m', 'horizon_m', 'arc_step_m',
                      'stop_distance_m', 'slow_distance_m', 'min_speed_mps', 'turn_in_place_rps',
-                     'grid_resolution_m', 'clearance_cap_m'):
+                     'grid_resolution_m', 'clearance_cap_m', 'pass_under_height_m'):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f'reactive expert config {name!r} must be > 0, got {value!r}')
@@ -97,8 +102,10 @@ class ArcChoice:
     turning_in_place: bool
 
 
-def visible_distance_grid(world: World, resolution: float) -> DistanceGrid:
-    """Distance to the nearest obstacle surface, plus the arena border only if walls are built.
+def visible_distance_grid(world: World, resolution: float,
+                          pass_under_height_m: float = ReactiveConfig.pass_under_height_m) -> DistanceGrid:
+    """Distance to the nearest obstacle surface lower than `pass_under_height_m`, plus the arena
+    border only if walls are built.
 
     Without walls the border is invisible in the images, so steering at it could not be learned.
     The grid spans the arena plus one metre, so rays crossing a wall-less border see nothing there.
@@ -113,7 +120,7 @@ def visible_distance_grid(world: World, resolution: float) -> DistanceGrid:
         distance = np.maximum(np.abs(xs), np.abs(ys))
         distance = np.where(distance <= arena, arena - distance, 0.0)  # outside the walls is solid
     for obstacle in world.obstacles:
-        distance = np.minimum(distance, FOOTPRINTS[obstacle.kind](obstacle, xs, ys))
+        distance = np.minimum(distance, low_footprint_distance(obstacle, xs, ys, pass_under_height_m, resolution))
     return DistanceGrid(np.minimum(distance, 1e3).astype(np.float32), float(coords[0]), float(coords[0]),
                         resolution)
 
@@ -312,7 +319,7 @@ class ReactiveExpert:
         self.vehicle = vehicle
         self.camera = camera
         self.config = config
-        self.grid = visible_distance_grid(world, config.grid_resolution_m)
+        self.grid = visible_distance_grid(world, config.grid_resolution_m, config.pass_under_height_m)
         self._noise = DartNoise(noise, vehicle) if noise is not None else None
         self._previous = 0.0
         self._turn_direction = 0.0
