@@ -130,7 +130,7 @@ def test_a_segment_without_a_stereo_pair_is_skipped_not_an_error(tmp_path):
 
 
 def test_the_contact_sheet_of_a_recording_shows_the_persons_labels_and_time_in_charge(tmp_path):
-    from dave_models.contact_sheet import bag_sheet
+    from dave_models.contact_sheet import bag_sheet, render_sheet
 
     events = [(0, 'intervention', False)] + [(100 * i + 5, 'frame', i) for i in range(10)]
     events += [(300, 'intervention', True), (300, 'teleop', (0.5, 0.25)), (700, 'intervention', False),
@@ -143,3 +143,9 @@ def test_the_contact_sheet_of_a_recording_shows_the_persons_labels_and_time_in_c
     assert 'k +0.50 1/m' in titles[3] and 'driven by a person' in sheet.title
     assert sheet.series['label_w'].tolist() == [0.25]  # the person's commands while in charge only
     assert sheet.series['person_spans'] == [(pytest.approx(0.3), pytest.approx(0.7))]  # from the bag's first message
+    # Frames are placed on the bag's clock (receive times), not the camera's (T0 here), so the
+    # figure renders (it used to fail in FreeType drawing frame numbers 1.8e9 s off the plot).
+    assert sheet.series['frame_t'] == pytest.approx([0.1 * i + 0.005 for i in range(10)])
+    assert titles[1].startswith('t 0.1 s')
+    render_sheet(sheet, tmp_path / 'sheet.png')
+    assert (tmp_path / 'sheet.png').stat().st_size > 0

@@ -132,6 +132,7 @@ def bag_sheet(bag: str | os.PathLike, n_frames: int = 8) -> Sheet:
     in_charge: list[tuple[int, bool]] = []
     # Images of the chosen frames only (by their ordinal in the bag), GT and labels by header stamp.
     chosen: dict[int, np.ndarray] = {}
+    received: dict[int, int] = {}  # the chosen frames' receive times: the bag's clock, not the camera's
     gt: dict[int, np.ndarray] = {}
     label: list[tuple[int, float, float]] = []
     applied: list[tuple[int, float, float]] = []
@@ -160,6 +161,7 @@ def bag_sheet(bag: str | os.PathLike, n_frames: int = 8) -> Sheet:
             stamp = rec.stamp_to_ns(msg.header.stamp)
             if left_index in wanted:
                 chosen[stamp] = rgb_image(bag, msg, topic, stamp).copy()
+                received[stamp] = log_ns
                 if human:
                     human_label[stamp] = driver.label(log_ns)
             left_index += 1
@@ -181,8 +183,8 @@ def bag_sheet(bag: str | os.PathLike, n_frames: int = 8) -> Sheet:
         if labels is not None and labels.shape != chosen[stamp].shape[:2]:
             labels = None
         why = f'({by_person})' if isinstance(by_person, str) else '(no label)'
-        title = f't {(stamp - start_ns) / 1e9:.1f} s  k {k:+.2f} 1/m  v {v:.2f}' if math.isfinite(k) \
-            else f't {(stamp - start_ns) / 1e9:.1f} s  {why}'
+        t = (received[stamp] - start_ns) / 1e9
+        title = f't {t:.1f} s  k {k:+.2f} 1/m  v {v:.2f}' if math.isfinite(k) else f't {t:.1f} s  {why}'
         frames.append(SheetFrame(chosen[stamp], k, title, labels))
     camera = dict((episode.settings or {}).get('camera') or {})
     info = infos.get(rec.LEFT_INFO)
@@ -204,7 +206,7 @@ def bag_sheet(bag: str | os.PathLike, n_frames: int = 8) -> Sheet:
         # The count is latched and published on change: each increase is a new contact episode.
         'collision_t': [(t - start_ns) / 1e9 for (t, c), (_, before) in zip(collisions, [(0, 0)] + collisions)
                         if c > before],
-        'frame_t': [(s - start_ns) / 1e9 for s in sorted(chosen)],
+        'frame_t': [(received[s] - start_ns) / 1e9 for s in sorted(chosen)],
         'duration_s': episode.info.duration_ns / 1e9,
         'label_name': 'person' if human else 'label',
         # (start, end) of each span a person was in charge (/dave/intervention true)
