@@ -225,6 +225,10 @@ def test_pairs_by_stamp_and_labels_turns_in_place(tmp_path):
         np.testing.assert_array_equal(part.samples.right[i], _image(1000 + i))
     assert part.samples.world_seed.tolist() == [7] * 4
     assert part.stats['turn_in_place'] == 2 and part.stats['unpaired'] == 1
+    assert part.stats['paired'] == 4
+    strided = read_steering_bag(bag, frame_stride=3)  # the 1st and 4th complete instants
+    np.testing.assert_allclose(strided.samples.curvature, [0.3, 0.0], atol=1e-6)
+    assert strided.stats['paired'] == 4
     assert part.samples.obstacle_ahead is None  # no settings: the world cannot be rebuilt
 
     # No episode record (e.g. an older recorder): the world seed comes from the seed_N directory name.

@@ -258,6 +258,7 @@ class InstantPairer:
         self.topics = frozenset(topics)
         self.pending: dict[int, dict[str, Any]] = {}
         self.dropped = 0  # instants that never got all their topics
+        self.completed = 0
 
     def add(self, topic: str, stamp: int, msg: Any) -> dict[str, Any] | None:
         parts = self.pending.setdefault(stamp, {})
@@ -265,6 +266,7 @@ class InstantPairer:
         if len(parts) < len(self.topics):
             return None
         del self.pending[stamp]
+        self.completed += 1
         stale = [s for s in self.pending if s < stamp - _PAIRING_WINDOW_NS]
         for s in stale:
             del self.pending[s]
@@ -276,6 +278,27 @@ class InstantPairer:
         self.dropped += len(self.pending)
         self.pending.clear()
         return self.dropped
+
+
+def strided_instants(bag: Path, pairer: InstantPairer, other_topics: Iterable[str], frame_stride: int,
+                     on_other: Callable[[str, int, Any], None],
+                     on_frame: Callable[[], None] | None = None) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """Every `frame_stride`-th complete instant of the pairer's topics as (receive ns, stamp,
+    messages by topic). Messages of `other_topics` go to `on_other(topic, receive ns, msg)` in
+    bag order, so state they carry (a command, a mode) is current when an instant completes.
+    `on_frame` is called for every complete instant, kept or not (a progress bar)."""
+    for topic, time_ns, msg in read_bag_messages(bag, tuple(pairer.topics) + tuple(other_topics)):
+        if topic not in pairer.topics:
+            on_other(topic, time_ns, msg)
+            continue
+        stamp = rec.stamp_to_ns(msg.header.stamp)
+        frame = pairer.add(topic, stamp, msg)
+        if frame is None:
+            continue
+        if on_frame is not None:
+            on_frame()
+        if (pairer.completed - 1) % frame_stride == 0:
+            yield time_ns, stamp, frame
 
 
 def rgb_image(bag: Path, msg: Any, topic: str, stamp: int) -> np.ndarray:
@@ -373,26 +396,17 @@ def read_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
     yaw_rates: list[float] = []
     infos: dict[str, Any] = {}
     odom: list[tuple[int, float, float, float]] = []
-    complete = 0
-    topics = needed + (rec.LEFT_INFO, rec.RIGHT_INFO, rec.ODOM)
-    for topic, _, msg in read_bag_messages(bag, topics):
+
+    def on_other(topic: str, _: int, msg: Any) -> None:
         if topic == rec.ODOM:
             q = msg.pose.pose.orientation
             odom.append((rec.stamp_to_ns(msg.header.stamp), msg.pose.pose.position.x, msg.pose.pose.position.y,
                          2.0 * math.atan2(q.z, q.w)))
-            continue
-        if topic in (rec.LEFT_INFO, rec.RIGHT_INFO):
+        else:
             infos.setdefault(topic, msg)
-            continue
-        stamp = rec.stamp_to_ns(msg.header.stamp)
-        frame = pairer.add(topic, stamp, msg)
-        if frame is None:
-            continue
-        index, complete = complete, complete + 1
-        if on_frame is not None:
-            on_frame()
-        if index % frame_stride:
-            continue
+
+    others = (rec.LEFT_INFO, rec.RIGHT_INFO, rec.ODOM)
+    for _, stamp, frame in strided_instants(bag, pairer, others, frame_stride, on_other, on_frame):
         twist = frame[rec.EXPERT_CMD_VEL].twist
         v, w = float(twist.linear.x), float(twist.angular.z)
         if not (math.isfinite(v) and math.isfinite(w)):
@@ -422,7 +436,7 @@ def read_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
                       speed=np.asarray(speeds, np.float32)[keep], obstacle_ahead=ahead)
     stats = {
         'bag': str(bag), 'seed': episode.seed, 'expert': episode.expert, 'frames_in_bag': counts[rec.LEFT_IMAGE],
-        'paired': complete, 'unpaired': unpaired, 'samples': kept,
+        'paired': pairer.completed, 'unpaired': unpaired, 'samples': kept,
         'turn_in_place': int(turning.sum()), 'dropped_undefined_label': n - kept,
         'obstacle_ahead': ahead is not None,
     }
@@ -455,28 +469,17 @@ def read_human_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
     yaw_rates: list[float] = []
     infos: dict[str, Any] = {}
     dropped = {'autopilot': 0, 'stale': 0, 'invalid': 0, 'standing': 0, 'turn_in_place': 0, 'reversing': 0}
-    complete = 0
-    topics = (rec.LEFT_IMAGE, rec.RIGHT_IMAGE, rec.LEFT_INFO, rec.RIGHT_INFO, rec.TELEOP_CMD_VEL,
-              rec.INTERVENTION)
-    for topic, time_ns, msg in read_bag_messages(bag, topics):
+
+    def on_other(topic: str, time_ns: int, msg: Any) -> None:
         if topic == rec.TELEOP_CMD_VEL:
             driver.teleop(time_ns, msg.twist.linear.x, msg.twist.angular.z)
-            continue
-        if topic == rec.INTERVENTION:
+        elif topic == rec.INTERVENTION:
             driver.intervention(msg.data)
-            continue
-        if topic in (rec.LEFT_INFO, rec.RIGHT_INFO):
+        else:
             infos.setdefault(topic, msg)
-            continue
-        stamp = rec.stamp_to_ns(msg.header.stamp)
-        frame = pairer.add(topic, stamp, msg)
-        if frame is None:
-            continue
-        index, complete = complete, complete + 1
-        if on_frame is not None:
-            on_frame()
-        if index % frame_stride:
-            continue
+
+    others = (rec.LEFT_INFO, rec.RIGHT_INFO, rec.TELEOP_CMD_VEL, rec.INTERVENTION)
+    for time_ns, stamp, frame in strided_instants(bag, pairer, others, frame_stride, on_other, on_frame):
         label = driver.label(time_ns)  # the pair is complete now: its receive time
         if isinstance(label, str):
             dropped[label] += 1
@@ -499,7 +502,7 @@ def read_human_steering_bag(bag: str | os.PathLike, frame_stride: int = 1,
                           world_seed=np.full(n, seed, np.int64), speed=v.astype(np.float32))
     stats = {
         'bag': str(bag), 'seed': seed, 'expert': 'human', 'frames_in_bag': counts.get(rec.LEFT_IMAGE, 0),
-        'paired': complete, 'unpaired': unpaired, 'samples': n,
+        'paired': pairer.completed, 'unpaired': unpaired, 'samples': n,
         'turn_in_place': dropped['turn_in_place'],
         # No curvature exists for these (w / v undefined, or not finite); reversing is listed on its own.
         'dropped_undefined_label': dropped['turn_in_place'] + dropped['invalid'],
