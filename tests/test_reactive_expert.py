@@ -268,3 +268,59 @@ def test_low_footprint_is_the_circle_for_plain_solids_and_a_lower_bound_far_away
     assert np.all(distance[outside] <= true[outside] + 0.026)  # sphere tracing never steps past it
     near = outside & (np.hypot(xs, ys) < 0.8)
     assert np.allclose(distance[near], true[near], atol=0.026)
+
+
+def _rendered_obstacle_ranges(frame, camera, below_m, bearings, max_range_m):
+    """Horizontal range from the left camera of the nearest obstacle pixel lower than `below_m`
+    in the image column of each bearing (inf: none within `max_range_m`), from the true depth."""
+    r, t = camera.optical_from_body('left')
+    h, w = frame.depth.shape
+    u, v = np.meshgrid(np.arange(w, dtype=float), np.arange(h, dtype=float))
+    z = np.where(np.isfinite(frame.depth), frame.depth, 0.0)
+    body = np.stack([(u - camera.cx) / camera.fx * z, (v - camera.cy) / camera.fy * z, z], -1) @ r + t
+    ranges = np.hypot(body[..., 0] - camera.mount_forward_m, body[..., 1])
+    obstacle = (frame.labels == 1) & np.isfinite(frame.depth) & (body[..., 2] < below_m)
+    nearest = np.where(obstacle, ranges, np.inf).min(axis=0)
+    columns = np.clip(np.rint(camera.cx - np.tan(bearings) * camera.fx).astype(int), 0, w - 1)
+    nearest = nearest[columns]
+    return np.where(nearest <= max_range_m, nearest, np.inf)
+
+
+def _scan_ranges(expert, state, bearings, max_range_m):
+    """The expert's scan as a range per ray bearing (inf: the ray saw nothing within `max_range_m`)."""
+    points = expert.visible_points(state) - np.array([expert.camera.mount_forward_m, 0.0])
+    ray = np.abs(np.arctan2(points[:, 1], points[:, 0])[:, None] - bearings[None, :]).argmin(axis=1)
+    ranges = np.full(len(bearings), np.inf)
+    ranges[ray] = np.hypot(points[:, 0], points[:, 1])
+    return np.where(ranges <= max_range_m, ranges, np.inf)
+
+
+def test_the_expert_steers_around_what_the_camera_renders():
+    """Ray by ray, the expert's scan meets the obstacle where the rendered depth first shows one
+    lower than its pass-under height. Measured on these frames: 0.80 of the rays that see something
+    agree within 0.15 m; with every part counted (the bounding circles of trees, rocks and bushes
+    the expert used before) 0.48."""
+    from dave_sim.camera import StereoCameraConfig
+    from dave_sim.simulator import Simulator
+
+    camera = StereoCameraConfig()
+    config = ReactiveConfig(n_rays=camera.width)
+    bearings = np.linspace(-math.radians(camera.hfov_deg) / 2, math.radians(camera.hfov_deg) / 2, config.n_rays)
+    agree = seen = 0
+    for seed in (400, 401, 402, 403):
+        world = generate_world(seed)
+        with Simulator(world, camera) as sim:
+            expert = ReactiveExpert(world, sim.vehicle, camera, config)
+            for step in range(60):
+                command = expert.command(sim.state)
+                sim.apply_controls(command.applied_v, command.applied_w)
+                sim.step(0.1)
+                if step % 10 == 0:
+                    rendered = _rendered_obstacle_ranges(sim.render(with_gt=True), camera,
+                                                         config.pass_under_height_m, bearings, 5.0)
+                    scanned = _scan_ranges(expert, sim.state, bearings, 5.0)
+                    both = np.isfinite(rendered) & np.isfinite(scanned)
+                    agree += int((np.abs(rendered[both] - scanned[both]) < 0.15).sum())
+                    seen += int((np.isfinite(rendered) | np.isfinite(scanned)).sum())
+    assert seen > 500
+    assert agree / seen > 0.7
