@@ -60,12 +60,11 @@ def _slab(lo: np.ndarray, hi: np.ndarray, start: np.ndarray, step: float, half: 
     np.minimum(hi, np.maximum(t1, t2), out=hi)
 
 
-def _disc(lo: np.ndarray, hi: np.ndarray, a0: np.ndarray, b0: np.ndarray, da: float, db: float,
-          radius: float) -> None:
-    """Narrow [lo, hi] (in place) to the t where (a0 + t da)^2 + (b0 + t db)^2 <= radius^2."""
-    qa = da * da + db * db
-    qb = 2 * (a0 * da + b0 * db)
-    qc = a0 * a0 + b0 * b0 - radius * radius
+def _ball(lo: np.ndarray, hi: np.ndarray, starts: list[np.ndarray], steps: list[float], radius: float) -> None:
+    """Narrow [lo, hi] (in place) to the t where |starts + t * steps| <= radius (any dimension)."""
+    qa = sum(d * d for d in steps)
+    qb = 2 * sum(a * d for a, d in zip(starts, steps))
+    qc = sum(a * a for a in starts) - radius * radius
     if qa < 1e-12:  # the line runs along the axis: inside everywhere or nowhere
         outside = qc > 0
         lo[outside], hi[outside] = np.inf, -np.inf
@@ -91,17 +90,9 @@ def part_heights(part: Part, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray
             _slab(lo, hi, start[k], step[k], part.size[k])
     elif part.shape == 'cylinder':
         _slab(lo, hi, start[2], step[2], part.size[2])
-        _disc(lo, hi, start[0], start[1], step[0], step[1], part.size[0])
+        _ball(lo, hi, start[:2], list(step[:2]), part.size[0])
     else:  # ellipsoid: the unit ball in coordinates scaled by the semi-axes
-        u = [start[k] / part.size[k] for k in range(3)]
-        du = [step[k] / part.size[k] for k in range(3)]
-        qa = sum(d * d for d in du)
-        qb = 2 * sum(u[k] * du[k] for k in range(3))
-        qc = sum(v * v for v in u) - 1.0
-        disc = qb * qb - 4 * qa * qc
-        root = np.sqrt(np.maximum(disc, 0.0))
-        lo = np.where(disc < 0, np.inf, (-qb - root) / (2 * qa))
-        hi = np.where(disc < 0, -np.inf, (-qb + root) / (2 * qa))
+        _ball(lo, hi, [start[k] / part.size[k] for k in range(3)], [step[k] / part.size[k] for k in range(3)], 1.0)
     return lo, hi
 
 
@@ -135,7 +126,6 @@ def low_footprint_distance(o: Obstacle, xs: np.ndarray, ys: np.ndarray, top_m: f
         # Nearest touched cell centre, less half a cell: the touched cells themselves are < 0.
         points = np.stack([dx[touched], dy[touched]], axis=1)
         cells = np.stack([dx, dy], axis=1)
-        inside = np.full(len(cells), np.inf)
         for begin in range(0, len(cells), 1024):  # bounded memory for large crowns
             block = cells[begin:begin + 1024]
             inside[begin:begin + 1024] = np.sqrt(
