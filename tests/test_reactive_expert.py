@@ -52,10 +52,11 @@ def test_ignores_obstacles_off_the_arcs_and_beyond_the_horizon():
 
 
 def test_keeps_straight_past_an_obstacle_its_path_clears():
-    # A rock 3 m ahead whose edge passes 0.1 m outside the inflated footprint (0.45 m) of the
-    # straight path. The weights before the decisive expert (straight 0.12, clearance 0.05) veered
-    # away from it for clearance: a choice hanging on centimetres the camera cannot resolve.
-    rock = disc_points(3.0, 0.85, 0.3)
+    # A rock 3 m ahead whose edge passes 0.1 m outside the inflated footprint of the straight
+    # path. The weights before the decisive expert (straight 0.12, clearance 0.05) veered away
+    # from it for clearance: a choice hanging on centimetres the camera cannot resolve.
+    inflated = VEHICLE.footprint_radius_m + CONFIG.margin_m
+    rock = disc_points(3.0, inflated + 0.1 + 0.3, 0.3)
     assert decide(rock).curvature == 0.0
     old = dataclasses.replace(CONFIG, straight_weight=0.12, clearance_weight=0.05)
     free, clearance = evaluate_arcs(rock, old, VEHICLE.footprint_radius_m, CAMERA_FORWARD, HFOV)
@@ -147,7 +148,9 @@ def test_never_collides_in_generated_worlds():
 def test_memoryless_choice_ignores_the_previous_arc():
     from dave_sim.reactive_expert import memoryless_arc
 
-    points = disc_points(2.0, 0.1, 0.4)  # slightly left of the path: away from it is right
+    # Slightly left of the path, 3 m ahead: away from it is right. (At 2 m with the 0.25 m margin
+    # the left arcs are too short for a left turn in progress to keep its pull.)
+    points = disc_points(3.0, 0.1, 0.4)
     free, clearance = evaluate_arcs(points, CONFIG, VEHICLE.footprint_radius_m, CAMERA_FORWARD, HFOV)
     assert decide(points, previous=1.5).curvature > 0  # the pull of a left turn in progress
     assert decide(points, previous=-1.5).curvature < 0
@@ -172,8 +175,9 @@ def test_privileged_labels_describe_the_last_command():
 
 def test_direction_margin_is_small_only_when_two_directions_score_alike():
     # Open ground: straight wins by the straight preference of one fan step (0.05). A rock dead
-    # ahead at 2 m: both sides are equally free, a tie (margin 0). Just off the path: a clear side.
-    views = [disc_points(9.0, 0.0, 0.1), disc_points(2.0, 0.0, 0.4), disc_points(2.0, 0.3, 0.4)]
+    # ahead at 2.5 m: both sides are equally free, a tie (margin 0). Just off the path: a clear
+    # side. (Nearer than about 2 m the blocked straight arc can still outscore both sides.)
+    views = [disc_points(9.0, 0.0, 0.1), disc_points(2.5, 0.0, 0.4), disc_points(2.5, 0.3, 0.4)]
     arcs = [evaluate_arcs(p, CONFIG, VEHICLE.footprint_radius_m, CAMERA_FORWARD, HFOV) for p in views]
     free, clearance = (np.stack(a) for a in zip(*arcs))
     margin = direction_margin(free, clearance, 0.05, CONFIG)
