@@ -45,7 +45,9 @@ class ReactiveConfig:
     max_curvature_per_m: float = 1.5  # 0.67 m radius: sharp enough to dodge a 1 m wide rock
     horizon_m: float = 3.5  # arc length evaluated: ~4 s at cruise speed
     arc_step_m: float = 0.05
-    margin_m: float = 0.25  # kept between the footprint circle and an obstacle surface (0.15 let imitation error touch)
+    # Kept between the footprint circle and an obstacle surface; with 0.15 the model imitating
+    # the expert touched what it passed (steering card, p9 and p10).
+    margin_m: float = 0.25
     # Arc samples closer than this to the truck are "known" even outside the field of view (they
     # were seen a moment ago and the footprint is already there).
     near_field_m: float = 0.4
